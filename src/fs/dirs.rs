@@ -1,0 +1,273 @@
+//! Directory handles and listings. Backing dirs are read with getdents64 and their own d_off
+//! cookies, which the backing filesystem keeps valid while entries come and go. The virtual
+//! dirs (mount root, profile roots) are listed from a snapshot taken at the start of a
+//! listing, so their offsets are plain indexes that cannot shift under a reader.
+
+use std::collections::HashMap;
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use fuser::{Errno, FileType, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use parking_lot::Mutex;
+
+use super::inodes::{Inode, Key, Role};
+use super::sys::{self, SysResult};
+use super::{CcsFs, TTL, attr};
+
+const DENTS_BUF: usize = 16 * 1024;
+
+struct Listed {
+    name: OsString,
+    ino: u64,
+    kind: FileType,
+}
+
+enum DirState {
+    Backing(OwnedFd),
+    /// Built at offset 0; `None` until then.
+    Snapshot(Option<Vec<Listed>>),
+}
+
+#[derive(Default)]
+pub struct DirHandles {
+    open: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
+    next: AtomicU64,
+}
+
+impl DirHandles {
+    fn insert(&self, state: DirState) -> u64 {
+        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
+        self.open.lock().insert(fh, Arc::new(Mutex::new(state)));
+        fh
+    }
+
+    fn get(&self, fh: u64) -> SysResult<Arc<Mutex<DirState>>> {
+        self.open.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    }
+
+    pub fn release(&self, fh: u64) {
+        self.open.lock().remove(&fh);
+    }
+}
+
+/// One entry to emit: its name, the offset *after* it, and (for plain readdir) ino and type.
+struct Emit<'a> {
+    name: &'a OsStr,
+    next_offset: u64,
+    ino: u64,
+    kind: FileType,
+}
+
+impl CcsFs {
+    pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
+        let state = match inode.role {
+            Role::Plain => DirState::Backing(sys::open_dir(inode.fd())?),
+            _ => DirState::Snapshot(None),
+        };
+        Ok(self.dirs.insert(state))
+    }
+
+    /// Calls `emit` for each entry from `offset` on until it returns true (buffer full).
+    fn walk_dir(
+        &self,
+        inode: &Inode,
+        fh: u64,
+        offset: u64,
+        mut emit: impl FnMut(Emit) -> bool,
+    ) -> SysResult<()> {
+        let state = self.dirs.get(fh)?;
+        let mut state = state.lock();
+        match &mut *state {
+            DirState::Backing(fd) => {
+                let mut buf = vec![0u8; DENTS_BUF];
+                let mut off = offset;
+                loop {
+                    let batch = sys::getdents_from(fd.as_raw_fd(), off, &mut buf)?;
+                    if batch.is_empty() {
+                        return Ok(());
+                    }
+                    for d in &batch {
+                        let key = Key {
+                            view: inode.key.view,
+                            dev: inode.key.dev,
+                            ino: d.ino,
+                        };
+                        let e = Emit {
+                            name: &d.name,
+                            next_offset: d.next_offset,
+                            ino: self.inodes.listing_ino(key),
+                            kind: attr::dtype_file_type(d.dtype),
+                        };
+                        if emit(e) {
+                            return Ok(());
+                        }
+                        off = d.next_offset;
+                    }
+                }
+            }
+            DirState::Snapshot(snap) => {
+                if offset == 0 || snap.is_none() {
+                    *snap = Some(self.snapshot(inode)?);
+                }
+                let entries = snap.as_ref().expect("just built");
+                for (i, l) in entries.iter().enumerate().skip(offset as usize) {
+                    let e = Emit {
+                        name: &l.name,
+                        next_offset: i as u64 + 1,
+                        ino: l.ino,
+                        kind: l.kind,
+                    };
+                    if emit(e) {
+                        break;
+                    }
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub(super) fn read_dir(&self, inode: &Inode, fh: u64, offset: u64, mut reply: ReplyDirectory) {
+        let r = self.walk_dir(inode, fh, offset, |e| {
+            reply.add(INodeNo(e.ino), e.next_offset, e.kind, e.name)
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    pub(super) fn read_dir_plus(
+        &self,
+        inode: &Inode,
+        fh: u64,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let dir_attr = match self.attr_of(inode) {
+            Ok(a) => a,
+            Err(e) => return reply.error(e),
+        };
+        let r = self.walk_dir(inode, fh, offset, |e| {
+            if e.name == "." || e.name == ".." {
+                // The kernel links no dentry for these; the attributes only feed the dirent.
+                let attr = fuser::FileAttr {
+                    ino: INodeNo(e.ino.max(1)),
+                    ..dir_attr
+                };
+                return reply.add(
+                    INodeNo(e.ino),
+                    e.next_offset,
+                    e.name,
+                    &TTL,
+                    &attr,
+                    fuser::Generation(0),
+                );
+            }
+            let Ok((child, attr)) = self.lookup_child(inode, e.name) else {
+                return false; // gone since the listing was read
+            };
+            let full = reply.add(
+                INodeNo(child.id),
+                e.next_offset,
+                e.name,
+                &TTL,
+                &attr,
+                fuser::Generation(0),
+            );
+            if full {
+                self.inodes.forget(child.id, 1);
+            }
+            full
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    /// The listing of a virtual dir: `.`, `..`, then the profiles (mount root) or the routed
+    /// names and the instance's own entries (profile root).
+    fn snapshot(&self, inode: &Inode) -> SysResult<Vec<Listed>> {
+        let dir = |name: &str, ino: u64| Listed {
+            name: name.into(),
+            ino,
+            kind: FileType::Directory,
+        };
+        let mut out = vec![dir(".", inode.id), dir("..", super::inodes::ROOT_ID)];
+        match inode.role {
+            Role::MountRoot => {
+                for (i, p) in self.profiles.iter().enumerate() {
+                    let ino = std::fs::metadata(&p.routes.instance)
+                        .map(|m| {
+                            use std::os::unix::fs::MetadataExt;
+                            self.inodes.listing_ino(Key {
+                                view: i as u32 + 1,
+                                dev: m.dev(),
+                                ino: m.ino(),
+                            })
+                        })
+                        .unwrap_or(0);
+                    out.push(dir(&p.routes.profile.name, ino));
+                    let lock = format!("{}.lock", p.routes.profile.name);
+                    if let Ok(st) = sys::fstatat(inode.fd(), &sys::cstr(OsStr::new(&lock))?) {
+                        let key = Key {
+                            view: 0,
+                            dev: st.st_dev,
+                            ino: st.st_ino,
+                        };
+                        out.push(Listed {
+                            name: lock.into(),
+                            ino: self.inodes.listing_ino(key),
+                            kind: attr::file_type(st.st_mode),
+                        });
+                    }
+                }
+            }
+            Role::ProfileRoot(i) => {
+                let p = &self.profiles[i];
+                for r in &p.routes.routes {
+                    let ino = std::fs::metadata(&r.target)
+                        .map(|m| {
+                            use std::os::unix::fs::MetadataExt;
+                            self.inodes.listing_ino(Key {
+                                view: inode.key.view,
+                                dev: m.dev(),
+                                ino: m.ino(),
+                            })
+                        })
+                        .unwrap_or(0);
+                    out.push(dir(r.name, ino));
+                }
+                let fd = sys::open_dir(inode.fd())?;
+                let mut buf = vec![0u8; DENTS_BUF];
+                let mut off = 0;
+                loop {
+                    let batch = sys::getdents_from(fd.as_raw_fd(), off, &mut buf)?;
+                    if batch.is_empty() {
+                        break;
+                    }
+                    for d in batch {
+                        off = d.next_offset;
+                        if d.name == "." || d.name == ".." || p.routes.route(&d.name).is_some() {
+                            continue;
+                        }
+                        let key = Key {
+                            view: inode.key.view,
+                            dev: inode.key.dev,
+                            ino: d.ino,
+                        };
+                        out.push(Listed {
+                            ino: self.inodes.listing_ino(key),
+                            kind: attr::dtype_file_type(d.dtype),
+                            name: d.name,
+                        });
+                    }
+                }
+            }
+            Role::Plain => {}
+        }
+        Ok(out)
+    }
+}

@@ -1,0 +1,209 @@
+//! Namespace and metadata operations: create, mkdir, mknod, symlink, link, unlink, rmdir,
+//! rename (with RENAME_NOREPLACE / RENAME_EXCHANGE) and setattr. Each one is a guarded
+//! `*at()` call on the parent's O_PATH fd; moves between backing trees are EXDEV.
+
+use std::ffi::OsStr;
+use std::os::fd::AsFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use fuser::{Errno, FileAttr, Request, TimeOrNow};
+
+use super::inodes::{Inode, Role};
+use super::lookup::Change;
+use super::sys::{self, CallerCreds, SysResult};
+use super::{CcsFs, attr};
+use crate::routes::symlink_target_allowed;
+
+/// The fields of one setattr request.
+pub struct AttrChanges {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<TimeOrNow>,
+    pub mtime: Option<TimeOrNow>,
+    pub fh: Option<u64>,
+}
+
+impl CcsFs {
+    pub(super) fn creds(&self, req: &Request) -> CallerCreds {
+        CallerCreds::assume(self.as_root, req.uid(), req.gid())
+    }
+
+    /// Looks up a name just created in `parent` and returns its attributes.
+    fn created(&self, parent: &Inode, name: &OsStr) -> SysResult<FileAttr> {
+        self.lookup_child(parent, name).map(|(_, a)| a)
+    }
+
+    pub(super) fn set_attr(&self, inode: &Inode, c: &AttrChanges) -> SysResult<FileAttr> {
+        if inode.role == Role::MountRoot {
+            return Err(Errno::EPERM);
+        }
+        let fd = inode.fd();
+        if let Some(mode) = c.mode {
+            if inode.kind == libc::S_IFLNK {
+                return Err(Errno::EOPNOTSUPP);
+            }
+            sys::fchmod_path(fd, mode & 0o7777)?;
+        }
+        if c.uid.is_some() || c.gid.is_some() {
+            sys::fchown_fd(fd, c.uid, c.gid)?;
+        }
+        if let Some(size) = c.size {
+            match c.fh {
+                Some(fh) => sys::ftruncate(fh as i32, size)?,
+                None => sys::truncate_path(fd, size)?,
+            }
+        }
+        if c.atime.is_some() || c.mtime.is_some() {
+            sys::utimens_fd(fd, [attr::timespec(c.atime), attr::timespec(c.mtime)])?;
+        }
+        self.attr_of(inode)
+    }
+
+    pub(super) fn make_dir(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+        mode: u32,
+    ) -> SysResult<FileAttr> {
+        self.guard(parent, name, Change::Mkdir)?;
+        {
+            let _c = self.creds(req);
+            sys::mkdirat(parent.fd(), &sys::cstr(name)?, mode)?;
+        }
+        self.created(parent, name)
+    }
+
+    pub(super) fn make_node(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+        mode: u32,
+        rdev: u32,
+    ) -> SysResult<FileAttr> {
+        self.guard(parent, name, Change::Create)?;
+        {
+            let _c = self.creds(req);
+            sys::mknodat(parent.fd(), &sys::cstr(name)?, mode, u64::from(rdev))?;
+        }
+        self.created(parent, name)
+    }
+
+    pub(super) fn make_symlink(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+        target: &Path,
+    ) -> SysResult<FileAttr> {
+        self.guard(parent, name, Change::Create)?;
+        self.check_symlink_target(parent, target)?;
+        {
+            let _c = self.creds(req);
+            sys::symlinkat(
+                &sys::cstr(target.as_os_str())?,
+                parent.fd(),
+                &sys::cstr(name)?,
+            )?;
+        }
+        self.created(parent, name)
+    }
+
+    /// A symlink may not lead out of its profile (see `routes::symlink_target_allowed`).
+    fn check_symlink_target(&self, parent: &Inode, target: &Path) -> SysResult<()> {
+        let (root, base) = &self.tree_roots[parent.tree as usize];
+        let here = sys::fd_path(parent.fd())?;
+        let below = here.strip_prefix(root).map_err(|_| Errno::EPERM)?;
+        let depth = base + below.components().count();
+        let own = match parent.key.view {
+            0 => None,
+            v => Some(
+                self.mount_abs
+                    .join(&self.profiles[v as usize - 1].routes.profile.name),
+            ),
+        };
+        if symlink_target_allowed(target, depth, own.as_deref(), &self.forbidden_symlink_roots) {
+            Ok(())
+        } else {
+            log::warn!("refused symlink to {target:?}: it would lead out of the profile");
+            Err(Errno::EPERM)
+        }
+    }
+
+    pub(super) fn hard_link(
+        &self,
+        inode: &Inode,
+        newparent: &Inode,
+        newname: &OsStr,
+    ) -> SysResult<FileAttr> {
+        self.guard(newparent, newname, Change::Create)?;
+        if inode.role != Role::Plain || inode.is_dir() {
+            return Err(Errno::EPERM);
+        }
+        if inode.tree != newparent.tree {
+            return Err(Errno::EXDEV);
+        }
+        sys::link_fd_at(inode.fd(), newparent.fd(), &sys::cstr(newname)?)?;
+        let attr = self.attr_of(inode)?;
+        self.inodes.add_lookup(inode.id);
+        Ok(attr)
+    }
+
+    pub(super) fn remove(&self, parent: &Inode, name: &OsStr, dir: bool) -> SysResult<()> {
+        self.guard(
+            parent,
+            name,
+            if dir { Change::Rmdir } else { Change::Unlink },
+        )?;
+        sys::unlinkat(
+            parent.fd(),
+            &sys::cstr(name)?,
+            if dir { libc::AT_REMOVEDIR } else { 0 },
+        )
+    }
+
+    pub(super) fn rename_entry(
+        &self,
+        parent: &Inode,
+        name: &OsStr,
+        newparent: &Inode,
+        newname: &OsStr,
+        flags: u32,
+    ) -> SysResult<()> {
+        self.guard(parent, name, Change::Rename)?;
+        self.guard(newparent, newname, Change::Rename)?;
+        if parent.tree != newparent.tree {
+            return Err(Errno::EXDEV);
+        }
+        let (old, new) = (sys::cstr(name)?, sys::cstr(newname)?);
+        if parent.id != newparent.id {
+            self.check_moved_symlink(parent, &old, newparent)?;
+            if flags & libc::RENAME_EXCHANGE != 0 {
+                self.check_moved_symlink(newparent, &new, parent)?;
+            }
+        }
+        sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags)
+    }
+
+    /// A symlink moved to another dir must still not lead out of its profile.
+    fn check_moved_symlink(
+        &self,
+        from: &Inode,
+        name: &std::ffi::CStr,
+        to: &Inode,
+    ) -> SysResult<()> {
+        let Ok(st) = sys::fstatat(from.fd(), name) else {
+            return Ok(());
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            return Ok(());
+        }
+        let fd = sys::open_path_at(from.fd(), name)?;
+        let target = sys::readlink_fd(fd.as_fd())?;
+        self.check_symlink_target(to, Path::new(OsStr::from_bytes(&target)))
+    }
+}

@@ -1,0 +1,305 @@
+//! The inode table: FUSE node ids ↔ backing files. A node is keyed by (view, st_dev, st_ino)
+//! and holds an O_PATH fd, so operations are `*at()` calls and renames of parents cost
+//! nothing. Each profile is its own view: the shared `projects/` seen through two profiles is
+//! two directory inodes, so the kernel never sees one directory under two parents.
+//!
+//! fuser reports the node id as st_ino, so ids are derived from the key (stable across
+//! forget and remount): `[device namespace:8][view:12][backing ino:44]`. Keys that do not fit
+//! get an id from a reserved range, stable while the kernel holds the node.
+//! Lookup counts are exact; a node is dropped on its last forget.
+
+use std::collections::HashMap;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
+
+use parking_lot::{Mutex, RwLock};
+
+/// View 0 is the mount root (and the `<profile>.lock` dirs beside the profiles); view `i + 1`
+/// is profile `i`.
+pub type View = u32;
+/// Index of a backing tree (an instance or one group-store dir); renames and links across
+/// trees are EXDEV.
+pub type TreeId = u32;
+
+pub const ROOT_ID: u64 = 1;
+
+const INO_BITS: u32 = 44;
+const VIEW_BITS: u32 = 12;
+const NS_SHIFT: u32 = INO_BITS + VIEW_BITS;
+const FALLBACK_NS: u64 = 0xff;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// The virtual mount root: one dir per profile.
+    MountRoot,
+    /// `<mount>/<profile>`: the instance dir with routed names laid over it.
+    ProfileRoot(usize),
+    /// Everything below: plain pass-through.
+    Plain,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Key {
+    pub view: View,
+    pub dev: u64,
+    pub ino: u64,
+}
+
+#[derive(Debug)]
+pub struct Inode {
+    pub id: u64,
+    pub fd: OwnedFd,
+    pub key: Key,
+    /// S_IFMT bits of the backing file.
+    pub kind: u32,
+    pub tree: TreeId,
+    pub role: Role,
+}
+
+impl Inode {
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+
+    pub fn is_dir(&self) -> bool {
+        self.kind == libc::S_IFDIR
+    }
+}
+
+/// What a new node is made of when a lookup finds a file not yet in the table.
+pub struct NewNode {
+    pub fd: OwnedFd,
+    pub key: Key,
+    pub kind: u32,
+    pub tree: TreeId,
+    pub role: Role,
+}
+
+/// Derives node ids from keys.
+struct IdScheme {
+    home_dev: u64,
+    dev_ns: Mutex<HashMap<u64, u64>>,
+}
+
+impl IdScheme {
+    fn derive(&self, key: Key) -> Option<u64> {
+        if key.ino >> INO_BITS != 0 || u64::from(key.view) >> VIEW_BITS != 0 {
+            return None;
+        }
+        let ns = if key.dev == self.home_dev {
+            0
+        } else {
+            let mut map = self.dev_ns.lock();
+            let next = map.len() as u64 + 1;
+            let ns = *map.entry(key.dev).or_insert(next);
+            if ns >= FALLBACK_NS {
+                return None;
+            }
+            ns
+        };
+        let id = (ns << NS_SHIFT) | (u64::from(key.view) << INO_BITS) | key.ino;
+        (id > ROOT_ID).then_some(id)
+    }
+}
+
+struct Entry {
+    inode: Arc<Inode>,
+    lookups: u64,
+}
+
+#[derive(Default)]
+struct Maps {
+    by_id: HashMap<u64, Entry>,
+    /// Only for keys whose id could not be derived.
+    fallback: HashMap<Key, u64>,
+    next_fallback: u64,
+}
+
+pub struct InodeTable {
+    maps: RwLock<Maps>,
+    ids: IdScheme,
+}
+
+impl InodeTable {
+    /// A table holding only the mount root. `home_dev` is the CCS dir's device.
+    pub fn new(root: NewNode, home_dev: u64) -> InodeTable {
+        let mut maps = Maps {
+            next_fallback: FALLBACK_NS << NS_SHIFT,
+            ..Default::default()
+        };
+        let inode = Arc::new(Inode {
+            id: ROOT_ID,
+            fd: root.fd,
+            key: root.key,
+            kind: root.kind,
+            tree: root.tree,
+            role: root.role,
+        });
+        maps.by_id.insert(ROOT_ID, Entry { inode, lookups: 1 });
+        InodeTable {
+            maps: RwLock::new(maps),
+            ids: IdScheme {
+                home_dev,
+                dev_ns: Mutex::new(HashMap::new()),
+            },
+        }
+    }
+
+    pub fn get(&self, id: u64) -> Option<Arc<Inode>> {
+        self.maps.read().by_id.get(&id).map(|e| e.inode.clone())
+    }
+
+    /// The st_ino a directory listing reports for a key: its node id, or for a key without a
+    /// derivable id that is not held, a non-zero stand-in (readdir's d_ino is informational).
+    pub fn listing_ino(&self, key: Key) -> u64 {
+        self.ids.derive(key).unwrap_or_else(|| {
+            let held = self.maps.read().fallback.get(&key).copied();
+            held.unwrap_or((FALLBACK_NS << NS_SHIFT) | (key.ino & ((1 << NS_SHIFT) - 1)) | 1)
+        })
+    }
+
+    /// Counts one lookup of `node`: the existing inode with the same key, or a new one.
+    pub fn lookup(&self, node: NewNode) -> Arc<Inode> {
+        let derived = self.ids.derive(node.key);
+        let mut maps = self.maps.write();
+        let existing = derived.or_else(|| maps.fallback.get(&node.key).copied());
+        if let Some(e) = existing.and_then(|id| maps.by_id.get_mut(&id)) {
+            e.lookups += 1;
+            return e.inode.clone();
+        }
+        let id = match derived {
+            Some(id) => id,
+            None => {
+                let id = maps.next_fallback;
+                maps.next_fallback += 1;
+                maps.fallback.insert(node.key, id);
+                id
+            }
+        };
+        let inode = Arc::new(Inode {
+            id,
+            fd: node.fd,
+            key: node.key,
+            kind: node.kind,
+            tree: node.tree,
+            role: node.role,
+        });
+        maps.by_id.insert(
+            id,
+            Entry {
+                inode: inode.clone(),
+                lookups: 1,
+            },
+        );
+        inode
+    }
+
+    /// Counts one more lookup of a node already known (link replies).
+    pub fn add_lookup(&self, id: u64) {
+        if let Some(e) = self.maps.write().by_id.get_mut(&id) {
+            e.lookups += 1;
+        }
+    }
+
+    pub fn forget(&self, id: u64, n: u64) {
+        if id == ROOT_ID {
+            return;
+        }
+        let mut maps = self.maps.write();
+        let Some(e) = maps.by_id.get_mut(&id) else {
+            return;
+        };
+        e.lookups = e.lookups.saturating_sub(n);
+        if e.lookups == 0 {
+            let key = e.inode.key;
+            maps.by_id.remove(&id);
+            if maps.fallback.get(&key) == Some(&id) {
+                maps.fallback.remove(&key);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(view: View, dev: u64, ino: u64) -> NewNode {
+        NewNode {
+            fd: std::fs::File::open("/").unwrap().into(),
+            key: Key { view, dev, ino },
+            kind: libc::S_IFREG,
+            tree: 0,
+            role: Role::Plain,
+        }
+    }
+
+    fn table() -> InodeTable {
+        InodeTable::new(
+            NewNode {
+                role: Role::MountRoot,
+                ..node(0, 1, 2)
+            },
+            1,
+        )
+    }
+
+    #[test]
+    fn same_key_same_node_and_exact_counts() {
+        let t = table();
+        let a = t.lookup(node(1, 1, 10));
+        let b = t.lookup(node(1, 1, 10));
+        assert_eq!(a.id, b.id);
+        t.forget(a.id, 1);
+        assert!(t.get(a.id).is_some(), "one lookup left");
+        t.forget(a.id, 1);
+        assert!(t.get(a.id).is_none());
+        assert_eq!(
+            t.lookup(node(1, 1, 10)).id,
+            a.id,
+            "ids are stable across forget"
+        );
+    }
+
+    #[test]
+    fn views_and_devices_are_separate_nodes() {
+        let t = table();
+        let a = t.lookup(node(1, 1, 10)).id;
+        assert_ne!(a, t.lookup(node(2, 1, 10)).id);
+        assert_ne!(a, t.lookup(node(1, 9, 10)).id);
+        assert_eq!(
+            a & ((1 << INO_BITS) - 1),
+            10,
+            "the backing inode number shows through"
+        );
+        t.forget(ROOT_ID, 100);
+        assert!(t.get(ROOT_ID).is_some(), "the root is never forgotten");
+    }
+
+    #[test]
+    fn huge_inode_numbers_get_a_fallback_id_kept_while_held() {
+        let t = table();
+        let big = 1u64 << 50;
+        let a = t.lookup(node(1, 1, big));
+        assert_eq!(a.id >> NS_SHIFT, FALLBACK_NS);
+        assert_eq!(t.lookup(node(1, 1, big)).id, a.id);
+        assert_eq!(
+            t.listing_ino(Key {
+                view: 1,
+                dev: 1,
+                ino: big
+            }),
+            a.id
+        );
+        t.forget(a.id, 2);
+        assert!(t.get(a.id).is_none());
+        assert_ne!(
+            t.listing_ino(Key {
+                view: 1,
+                dev: 1,
+                ino: big
+            }),
+            0
+        );
+    }
+}

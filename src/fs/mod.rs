@@ -1,0 +1,616 @@
+//! The FUSE glue: `CcsFs` and its `fuser::Filesystem` impl. Each operation delegates to a
+//! method in one of the sibling modules and maps its `Result` onto the reply; no policy here.
+
+mod attr;
+mod dirs;
+mod entries;
+mod files;
+mod inodes;
+mod lookup;
+pub(crate) mod sys;
+mod xattrs;
+
+use std::ffi::OsStr;
+use std::io;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use fuser::{
+    AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, Filesystem,
+    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
+    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
+    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+
+use crate::config::Profile;
+use crate::layout::Layout;
+use crate::routes::ProfileRoutes;
+
+pub use attr::TTL;
+use dirs::DirHandles;
+use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
+use sys::SysResult;
+pub use sys::raise_nofile_limit;
+
+/// One profile as the filesystem serves it: its routes and the backing trees they land in.
+pub struct ProfileView {
+    pub routes: ProfileRoutes,
+    pub instance_tree: TreeId,
+    /// Tree of each entry of `routes.routes`, in the same order.
+    pub route_trees: Vec<TreeId>,
+}
+
+/// The routed filesystem.
+pub struct CcsFs {
+    profiles: Vec<ProfileView>,
+    inodes: InodeTable,
+    dirs: DirHandles,
+    /// The daemon runs as root: create files with the caller's fs credentials.
+    as_root: bool,
+    /// Each backing tree's real root path and its depth below a profile root.
+    tree_roots: Vec<(PathBuf, usize)>,
+    /// Absolute symlink targets under these would bypass the routing.
+    forbidden_symlink_roots: Vec<PathBuf>,
+    /// The mount point, absolute: symlinks into the profile's own part of it are fine.
+    mount_abs: PathBuf,
+}
+
+fn mkdir_private(path: &Path) -> io::Result<()> {
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(path)
+}
+
+impl CcsFs {
+    /// Builds the filesystem for `profiles`, creating missing instance dirs (0700).
+    pub fn new(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> io::Result<CcsFs> {
+        let instances = layout.instances_dir();
+        mkdir_private(&instances)?;
+        let mut trees: Vec<(PathBuf, usize)> = vec![(instances.canonicalize()?, 0)];
+        let mut tree_of = |p: &Path, depth: usize| -> io::Result<TreeId> {
+            mkdir_private(p)?;
+            let real = p.canonicalize()?;
+            Ok(match trees.iter().position(|(t, _)| *t == real) {
+                Some(i) => i as TreeId,
+                None => {
+                    trees.push((real, depth));
+                    (trees.len() - 1) as TreeId
+                }
+            })
+        };
+        let mut views = Vec::new();
+        for p in profiles {
+            let routes = ProfileRoutes::new(layout, p);
+            let instance_tree = tree_of(&routes.instance, 0)?;
+            let route_trees = routes
+                .routes
+                .iter()
+                .map(|r| tree_of(&r.target, 1))
+                .collect::<io::Result<_>>()?;
+            views.push(ProfileView {
+                routes,
+                instance_tree,
+                route_trees,
+            });
+        }
+        let root_fd = sys::open_dir_path(&instances).map_err(io_err)?;
+        let st = sys::fstat(std::os::fd::AsFd::as_fd(&root_fd)).map_err(io_err)?;
+        let home_dev =
+            std::fs::metadata(&layout.ccs_dir).map(|m| std::os::unix::fs::MetadataExt::dev(&m))?;
+        let root = NewNode {
+            fd: root_fd,
+            key: Key {
+                view: 0,
+                dev: st.st_dev,
+                ino: st.st_ino,
+            },
+            kind: libc::S_IFDIR,
+            tree: 0,
+            role: Role::MountRoot,
+        };
+        let mount_abs = crate::mount::absolute_mount_point(mount_point);
+        Ok(CcsFs {
+            profiles: views,
+            inodes: InodeTable::new(root, home_dev),
+            dirs: DirHandles::default(),
+            // SAFETY: geteuid has no preconditions.
+            as_root: unsafe { libc::geteuid() } == 0,
+            tree_roots: trees,
+            forbidden_symlink_roots: vec![instances, mount_abs.clone()],
+            mount_abs,
+        })
+    }
+
+    fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
+        self.inodes.get(id.0).ok_or(Errno::ESTALE)
+    }
+
+    /// Current attributes of a node as FUSE reports them.
+    fn attr_of(&self, inode: &Inode) -> SysResult<FileAttr> {
+        let st = sys::fstat(inode.fd())?;
+        Ok(attr::to_attr(&st, inode.id))
+    }
+}
+
+fn io_err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e.code())
+}
+
+fn reply_entry(reply: ReplyEntry, r: SysResult<FileAttr>) {
+    match r {
+        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
+        Err(e) => reply.error(e),
+    }
+}
+
+fn reply_attr(reply: ReplyAttr, r: SysResult<FileAttr>) {
+    match r {
+        Ok(attr) => reply.attr(&TTL, &attr),
+        Err(e) => reply.error(e),
+    }
+}
+
+fn reply_empty(reply: ReplyEmpty, r: SysResult<()>) {
+    match r {
+        Ok(()) => reply.ok(),
+        Err(e) => reply.error(e),
+    }
+}
+
+fn reply_xattr(reply: ReplyXattr, size: u32, r: SysResult<Vec<u8>>) {
+    match r {
+        Ok(v) if size == 0 => reply.size(v.len() as u32),
+        Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+        Ok(v) => reply.data(&v),
+        Err(e) => reply.error(e),
+    }
+}
+
+impl Filesystem for CcsFs {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        for flag in [
+            InitFlags::FUSE_DO_READDIRPLUS,
+            InitFlags::FUSE_READDIRPLUS_AUTO,
+            InitFlags::FUSE_PARALLEL_DIROPS,
+            InitFlags::FUSE_ATOMIC_O_TRUNC,
+            InitFlags::FUSE_CACHE_SYMLINKS,
+        ] {
+            if config.add_capabilities(flag).is_err() {
+                log::debug!("kernel lacks {flag:?}");
+            }
+        }
+        let _ = config.set_max_write(1 << 20);
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        reply_entry(
+            reply,
+            self.inode(parent)
+                .and_then(|p| self.lookup_child(&p, name))
+                .map(|(_, a)| a),
+        );
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.inodes.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
+        reply_attr(reply, self.inode(ino).and_then(|i| self.attr_of(&i)));
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let changes = entries::AttrChanges {
+            mode,
+            uid,
+            gid,
+            size,
+            atime,
+            mtime,
+            fh: fh.map(|f| f.0),
+        };
+        reply_attr(
+            reply,
+            self.inode(ino).and_then(|i| self.set_attr(&i, &changes)),
+        );
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.inode(ino).and_then(|i| sys::readlink_fd(i.fd())) {
+            Ok(t) => reply.data(&t),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .inode(parent)
+            .and_then(|p| self.make_node(req, &p, name, mode & !umask, rdev));
+        reply_entry(reply, r);
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .inode(parent)
+            .and_then(|p| self.make_dir(req, &p, name, mode & !umask));
+        reply_entry(reply, r);
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(
+            reply,
+            self.inode(parent)
+                .and_then(|p| self.remove(&p, name, false)),
+        );
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(
+            reply,
+            self.inode(parent).and_then(|p| self.remove(&p, name, true)),
+        );
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        reply_entry(
+            reply,
+            self.inode(parent)
+                .and_then(|p| self.make_symlink(req, &p, link_name, target)),
+        );
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        let r = self
+            .inode(parent)
+            .and_then(|p| Ok((p, self.inode(newparent)?)))
+            .and_then(|(p, np)| self.rename_entry(&p, name, &np, newname, flags.bits()));
+        reply_empty(reply, r);
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        let r = self
+            .inode(ino)
+            .and_then(|i| Ok((i, self.inode(newparent)?)))
+            .and_then(|(i, np)| self.hard_link(&i, &np, newname));
+        reply_entry(reply, r);
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self.inode(ino).and_then(|i| self.open_file(&i, flags.0)) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        match sys::pread(fh.0 as i32, size as usize, offset) {
+            Ok(data) => reply.data(&data),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        match sys::pwrite(fh.0 as i32, data, offset) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        // Writes go straight to the backing file and locks are kept by the kernel: a flush has
+        // nothing to do, and ENOSYS tells the kernel to stop sending them.
+        reply.error(Errno::ENOSYS);
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        sys::close(fh.0 as i32);
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(reply, sys::fsync(fh.0 as i32, datasync));
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.inode(ino).and_then(|i| self.open_dir(&i)) {
+            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectory,
+    ) {
+        match self.inode(ino) {
+            Ok(i) => self.read_dir(&i, fh.0, offset, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        reply: ReplyDirectoryPlus,
+    ) {
+        match self.inode(ino) {
+            Ok(i) => self.read_dir_plus(&i, fh.0, offset, reply),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.release(fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        _fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let r = self.inode(ino).and_then(|i| {
+            let fd = sys::open_dir(i.fd())?;
+            sys::fsync(std::os::fd::AsRawFd::as_raw_fd(&fd), datasync)
+        });
+        reply_empty(reply, r);
+    }
+
+    fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
+        match self.inode(ino).and_then(|i| sys::fstatvfs(i.fd())) {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(
+            reply,
+            self.inode(ino)
+                .and_then(|i| self.set_xattr(&i, name, value, flags)),
+        );
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        reply_xattr(
+            reply,
+            size,
+            self.inode(ino).and_then(|i| self.get_xattr(&i, name, size)),
+        );
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        reply_xattr(
+            reply,
+            size,
+            self.inode(ino).and_then(|i| self.list_xattr(&i, size)),
+        );
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        reply_empty(
+            reply,
+            self.inode(ino).and_then(|i| self.remove_xattr(&i, name)),
+        );
+    }
+
+    fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
+        reply_empty(
+            reply,
+            self.inode(ino)
+                .and_then(|i| sys::access_path(i.fd(), mask.bits())),
+        );
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        match self
+            .inode(parent)
+            .and_then(|p| self.create_file(req, &p, name, mode & !umask, flags))
+        {
+            Ok((attr, fh)) => reply.created(
+                &TTL,
+                &attr,
+                Generation(0),
+                FileHandle(fh),
+                FopenFlags::empty(),
+            ),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        reply_empty(reply, sys::fallocate(fh.0 as i32, mode, offset, length));
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        match sys::lseek(fh.0 as i32, offset, whence) {
+            Ok(o) => reply.offset(o),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn copy_file_range(
+        &self,
+        _req: &Request,
+        _ino_in: INodeNo,
+        fh_in: FileHandle,
+        offset_in: u64,
+        _ino_out: INodeNo,
+        fh_out: FileHandle,
+        offset_out: u64,
+        len: u64,
+        _flags: CopyFileRangeFlags,
+        reply: ReplyWrite,
+    ) {
+        match sys::copy_file_range(fh_in.0 as i32, offset_in, fh_out.0 as i32, offset_out, len) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+}

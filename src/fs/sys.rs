@@ -1,0 +1,481 @@
+//! Safe wrappers over the raw syscalls the filesystem needs: `*at()` calls on O_PATH fds,
+//! `/proc/self/fd` re-opens, getdents64, and per-thread fs credentials. Nothing here knows
+//! about profiles or FUSE replies; every function returns the raw errno on failure.
+
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+use fuser::Errno;
+
+pub type SysResult<T> = Result<T, Errno>;
+
+pub fn errno() -> Errno {
+    Errno::from_i32(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+fn check(ret: libc::c_int) -> SysResult<libc::c_int> {
+    if ret < 0 { Err(errno()) } else { Ok(ret) }
+}
+
+fn check_fd(ret: libc::c_int) -> SysResult<OwnedFd> {
+    // SAFETY: a non-negative return of an fd-creating syscall is a new fd that we own.
+    check(ret).map(|fd| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn cstr(name: &OsStr) -> SysResult<CString> {
+    CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+/// `/proc/self/fd/N`: re-opens, xattrs and times go through it, as in libfuse's passthrough_hp.
+pub fn proc_path(fd: RawFd) -> CString {
+    CString::new(format!("/proc/self/fd/{fd}")).expect("no NUL in a proc path")
+}
+
+/// An O_PATH handle on `name` in `dir`, never following a final symlink.
+pub fn open_path_at(dir: BorrowedFd, name: &CStr) -> SysResult<OwnedFd> {
+    // SAFETY: valid dirfd and NUL-terminated name.
+    check_fd(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::O_PATH | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// An O_PATH handle on a configured directory (instance or store root); symlinks are followed
+/// because these paths come from the user's own configuration.
+pub fn open_dir_path(path: &Path) -> SysResult<OwnedFd> {
+    let c = cstr(path.as_os_str())?;
+    // SAFETY: NUL-terminated path.
+    check_fd(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+}
+
+/// Opens the file behind an O_PATH fd with real access flags.
+pub fn reopen(fd: BorrowedFd, flags: libc::c_int) -> SysResult<OwnedFd> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated path.
+    check_fd(unsafe { libc::open(p.as_ptr(), flags | libc::O_CLOEXEC) })
+}
+
+/// Opens a directory behind an O_PATH fd for reading entries.
+pub fn open_dir(fd: BorrowedFd) -> SysResult<OwnedFd> {
+    // SAFETY: valid dirfd and a static name.
+    check_fd(unsafe {
+        libc::openat(
+            fd.as_raw_fd(),
+            c".".as_ptr(),
+            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })
+}
+
+pub fn fstat(fd: BorrowedFd) -> SysResult<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written by the kernel on success.
+    check(unsafe {
+        libc::fstatat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: initialised by the successful call above.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn fstatat(dir: BorrowedFd, name: &CStr) -> SysResult<libc::stat> {
+    let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: `st` is written by the kernel on success.
+    check(unsafe {
+        libc::fstatat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            st.as_mut_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })?;
+    // SAFETY: initialised by the successful call above.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn openat_create(
+    dir: BorrowedFd,
+    name: &CStr,
+    flags: libc::c_int,
+    mode: u32,
+) -> SysResult<OwnedFd> {
+    // SAFETY: valid dirfd and NUL-terminated name.
+    check_fd(unsafe {
+        libc::openat(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_CLOEXEC,
+            mode as libc::c_uint,
+        )
+    })
+}
+
+pub fn mkdirat(dir: BorrowedFd, name: &CStr, mode: u32) -> SysResult<()> {
+    // SAFETY: valid dirfd and NUL-terminated name.
+    check(unsafe { libc::mkdirat(dir.as_raw_fd(), name.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dir: BorrowedFd, name: &CStr, mode: u32, rdev: u64) -> SysResult<()> {
+    // SAFETY: valid dirfd and NUL-terminated name.
+    check(unsafe { libc::mknodat(dir.as_raw_fd(), name.as_ptr(), mode, rdev) }).map(drop)
+}
+
+pub fn symlinkat(target: &CStr, dir: BorrowedFd, name: &CStr) -> SysResult<()> {
+    // SAFETY: NUL-terminated strings and a valid dirfd.
+    check(unsafe { libc::symlinkat(target.as_ptr(), dir.as_raw_fd(), name.as_ptr()) }).map(drop)
+}
+
+/// Hard-links the file behind an O_PATH fd as `dir/name` (no CAP_DAC_READ_SEARCH needed).
+pub fn link_fd_at(fd: BorrowedFd, dir: BorrowedFd, name: &CStr) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated strings and valid fds.
+    check(unsafe {
+        libc::linkat(
+            libc::AT_FDCWD,
+            p.as_ptr(),
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            libc::AT_SYMLINK_FOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+pub fn unlinkat(dir: BorrowedFd, name: &CStr, flags: libc::c_int) -> SysResult<()> {
+    // SAFETY: valid dirfd and NUL-terminated name.
+    check(unsafe { libc::unlinkat(dir.as_raw_fd(), name.as_ptr(), flags) }).map(drop)
+}
+
+pub fn renameat2(
+    olddir: BorrowedFd,
+    old: &CStr,
+    newdir: BorrowedFd,
+    new: &CStr,
+    flags: u32,
+) -> SysResult<()> {
+    // SAFETY: valid dirfds and NUL-terminated names.
+    check(unsafe {
+        libc::renameat2(
+            olddir.as_raw_fd(),
+            old.as_ptr(),
+            newdir.as_raw_fd(),
+            new.as_ptr(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+pub fn readlink_fd(fd: BorrowedFd) -> SysResult<Vec<u8>> {
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    // SAFETY: buffer is valid for its length; an O_PATH symlink fd with "" reads the link.
+    let n = unsafe {
+        libc::readlinkat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        return Err(errno());
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+/// The current absolute backing path of an fd (for the symlink containment rule only).
+pub fn fd_path(fd: BorrowedFd) -> SysResult<std::path::PathBuf> {
+    std::fs::read_link(OsStr::from_bytes(proc_path(fd.as_raw_fd()).as_bytes())).map_err(Errno::from)
+}
+
+pub fn fchmod_path(fd: BorrowedFd, mode: u32) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::chmod(p.as_ptr(), mode) }).map(drop)
+}
+
+pub fn fchown_fd(fd: BorrowedFd, uid: Option<u32>, gid: Option<u32>) -> SysResult<()> {
+    let uid = uid.unwrap_or(u32::MAX);
+    let gid = gid.unwrap_or(u32::MAX);
+    // SAFETY: valid fd and a static empty name with AT_EMPTY_PATH.
+    check(unsafe {
+        libc::fchownat(
+            fd.as_raw_fd(),
+            c"".as_ptr(),
+            uid,
+            gid,
+            libc::AT_EMPTY_PATH | libc::AT_SYMLINK_NOFOLLOW,
+        )
+    })
+    .map(drop)
+}
+
+pub fn truncate_path(fd: BorrowedFd, size: u64) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::truncate(p.as_ptr(), size as libc::off_t) }).map(drop)
+}
+
+pub fn ftruncate(fd: RawFd, size: u64) -> SysResult<()> {
+    // SAFETY: plain syscall on an fd the caller owns.
+    check(unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(drop)
+}
+
+/// Sets times on the file behind an O_PATH fd; `None` leaves a time as it is (UTIME_OMIT).
+pub fn utimens_fd(fd: BorrowedFd, times: [libc::timespec; 2]) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated path and a two-element array.
+    check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }).map(drop)
+}
+
+pub fn pread(fd: RawFd, size: usize, offset: u64) -> SysResult<Vec<u8>> {
+    let mut buf = Vec::<u8>::with_capacity(size);
+    // SAFETY: the buffer has `size` bytes of capacity; only the bytes read are exposed.
+    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), size, offset as libc::off_t) };
+    if n < 0 {
+        return Err(errno());
+    }
+    // SAFETY: the kernel initialised `n` bytes.
+    unsafe { buf.set_len(n as usize) };
+    Ok(buf)
+}
+
+pub fn pwrite(fd: RawFd, data: &[u8], offset: u64) -> SysResult<usize> {
+    // SAFETY: the slice is valid for its length.
+    let n = unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), offset as libc::off_t) };
+    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+}
+
+pub fn fsync(fd: RawFd, datasync: bool) -> SysResult<()> {
+    // SAFETY: plain syscalls on an fd the caller owns.
+    check(unsafe {
+        if datasync {
+            libc::fdatasync(fd)
+        } else {
+            libc::fsync(fd)
+        }
+    })
+    .map(drop)
+}
+
+pub fn close(fd: RawFd) {
+    // SAFETY: the caller hands over an fd it owns and never uses again.
+    drop(unsafe { OwnedFd::from_raw_fd(fd) });
+}
+
+pub fn lseek(fd: RawFd, offset: i64, whence: i32) -> SysResult<i64> {
+    // SAFETY: plain syscall.
+    let r = unsafe { libc::lseek(fd, offset, whence) };
+    if r < 0 { Err(errno()) } else { Ok(r) }
+}
+
+pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+    // SAFETY: plain syscall.
+    check(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) }).map(drop)
+}
+
+pub fn copy_file_range(
+    fd_in: RawFd,
+    off_in: u64,
+    fd_out: RawFd,
+    off_out: u64,
+    len: u64,
+) -> SysResult<usize> {
+    let mut i = off_in as libc::loff_t;
+    let mut o = off_out as libc::loff_t;
+    // SAFETY: offsets point at valid locals.
+    let r = unsafe { libc::copy_file_range(fd_in, &mut i, fd_out, &mut o, len as usize, 0) };
+    if r < 0 { Err(errno()) } else { Ok(r as usize) }
+}
+
+pub fn fstatvfs(fd: BorrowedFd) -> SysResult<libc::statvfs> {
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: written by the kernel on success.
+    check(unsafe { libc::fstatvfs(fd.as_raw_fd(), st.as_mut_ptr()) })?;
+    // SAFETY: initialised by the successful call above.
+    Ok(unsafe { st.assume_init() })
+}
+
+pub fn access_path(fd: BorrowedFd, mask: i32) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: NUL-terminated path.
+    check(unsafe { libc::faccessat(libc::AT_FDCWD, p.as_ptr(), mask, 0) }).map(drop)
+}
+
+/// xattr calls on the file behind an O_PATH fd; `buf` empty asks for the size.
+pub fn getxattr(fd: BorrowedFd, name: &CStr, size: usize) -> SysResult<Vec<u8>> {
+    let p = proc_path(fd.as_raw_fd());
+    let mut buf = vec![0u8; size];
+    // SAFETY: the buffer is valid for `size` bytes (null pointer when 0 asks for the length).
+    let n = unsafe {
+        libc::getxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            if size == 0 {
+                std::ptr::null_mut()
+            } else {
+                buf.as_mut_ptr().cast()
+            },
+            size,
+        )
+    };
+    if n < 0 {
+        return Err(errno());
+    }
+    if size == 0 {
+        return Ok(vec![0; n as usize]);
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn listxattr(fd: BorrowedFd, size: usize) -> SysResult<Vec<u8>> {
+    let p = proc_path(fd.as_raw_fd());
+    let mut buf = vec![0u8; size];
+    // SAFETY: as in getxattr.
+    let n = unsafe {
+        libc::listxattr(
+            p.as_ptr(),
+            if size == 0 {
+                std::ptr::null_mut()
+            } else {
+                buf.as_mut_ptr().cast()
+            },
+            size,
+        )
+    };
+    if n < 0 {
+        return Err(errno());
+    }
+    if size == 0 {
+        return Ok(vec![0; n as usize]);
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn setxattr(fd: BorrowedFd, name: &CStr, value: &[u8], flags: i32) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: valid strings and slice.
+    check(unsafe {
+        libc::setxattr(
+            p.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+pub fn removexattr(fd: BorrowedFd, name: &CStr) -> SysResult<()> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: valid strings.
+    check(unsafe { libc::removexattr(p.as_ptr(), name.as_ptr()) }).map(drop)
+}
+
+/// One entry of a getdents64 batch.
+pub struct RawDirent {
+    pub ino: u64,
+    pub next_offset: u64,
+    pub dtype: u8,
+    pub name: OsString,
+}
+
+/// Reads one batch of entries starting at `offset` (a cookie from an earlier entry, or 0).
+pub fn getdents_from(fd: RawFd, offset: u64, buf: &mut [u8]) -> SysResult<Vec<RawDirent>> {
+    lseek(fd, offset as i64, libc::SEEK_SET)?;
+    // SAFETY: buffer valid for its length.
+    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    if n < 0 {
+        return Err(errno());
+    }
+    let mut out = Vec::new();
+    let mut pos = 0usize;
+    while pos < n as usize {
+        let rec = &buf[pos..];
+        let ino = u64::from_ne_bytes(rec[0..8].try_into().expect("8 bytes"));
+        let off = i64::from_ne_bytes(rec[8..16].try_into().expect("8 bytes"));
+        let reclen = u16::from_ne_bytes(rec[16..18].try_into().expect("2 bytes")) as usize;
+        let dtype = rec[18];
+        let name_bytes = &rec[19..reclen];
+        let len = name_bytes
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(name_bytes.len());
+        out.push(RawDirent {
+            ino,
+            next_offset: off as u64,
+            dtype,
+            name: OsString::from_vec(name_bytes[..len].to_vec()),
+        });
+        pos += reclen;
+    }
+    Ok(out)
+}
+
+/// Runs file-creating syscalls with the caller's uid/gid as fs credentials, so new files belong
+/// to the caller when the daemon runs as root. Per thread; restored on drop.
+pub struct CallerCreds {
+    active: bool,
+}
+
+impl CallerCreds {
+    pub fn assume(enabled: bool, uid: u32, gid: u32) -> CallerCreds {
+        if enabled {
+            // SAFETY: setfsgid/setfsuid only change this thread's fs credentials.
+            unsafe {
+                libc::setfsgid(gid);
+                libc::setfsuid(uid);
+            }
+        }
+        CallerCreds { active: enabled }
+    }
+}
+
+impl Drop for CallerCreds {
+    fn drop(&mut self) {
+        if self.active {
+            // SAFETY: restores this thread's fs credentials to the daemon's (root).
+            unsafe {
+                libc::setfsuid(0);
+                libc::setfsgid(0);
+            }
+        }
+    }
+}
+
+/// Raises the soft open-file limit to the hard limit: every inode the kernel holds keeps an fd.
+pub fn raise_nofile_limit() {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain get/set of a resource limit.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}

@@ -1,0 +1,9 @@
+//! ccsfs: one FUSE mount that presents every CCS profile as a Claude Code config dir, with
+//! private files kept per profile and `projects/` (and the continuity dirs) shared per group.
+
+pub mod config;
+pub mod fs;
+pub mod layout;
+pub mod mount;
+pub mod routes;
+pub mod status;

@@ -1,0 +1,181 @@
+//! The `ccsfs` command line: parse, call into the library, print one-line errors.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use ccsfs::config;
+use ccsfs::layout::{Layout, find_ccs_dir};
+use ccsfs::mount::{self, MountOptions};
+
+#[derive(Parser)]
+#[command(
+    name = "ccsfs",
+    version,
+    about = "Share Claude Code sessions across CCS accounts through one FUSE mount"
+)]
+struct Cli {
+    /// The CCS dir (default: $CCS_DIR, $CCS_HOME/.ccs, ~/.ccs)
+    #[arg(long, global = true, value_name = "DIR")]
+    ccs_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Mount every profile under MOUNT_POINT/<profile> (default: <ccs-dir>/mnt)
+    Mount {
+        mount_point: Option<PathBuf>,
+        /// Stay in the foreground and log to stderr
+        #[arg(short, long)]
+        foreground: bool,
+        /// Mount options; only `allow_other` is accepted (needs user_allow_other in /etc/fuse.conf)
+        #[arg(short = 'o', value_delimiter = ',', value_name = "OPTS")]
+        options: Vec<String>,
+        /// FUSE worker threads
+        #[arg(long, default_value_t = 4, hide = true)]
+        threads: usize,
+    },
+    /// Unmount (also when the daemon has died)
+    Unmount {
+        mount_point: Option<PathBuf>,
+        /// Detach now even if busy; the kernel finishes when the last user leaves
+        #[arg(short = 'z', long)]
+        lazy: bool,
+    },
+    /// Show the mount, the daemon and each profile's routes
+    Status { mount_point: Option<PathBuf> },
+    /// Manage profiles in <ccs-dir>/config.yaml
+    Profile {
+        #[command(subcommand)]
+        cmd: ProfileCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ProfileCmd {
+    /// Add a profile (or change an existing one's modes) and create its instance dir
+    Add {
+        name: String,
+        /// Share projects/ with this context group
+        #[arg(long)]
+        group: Option<String>,
+        /// Also share session-env, file-history, shell-snapshots and todos (implies shared)
+        #[arg(long)]
+        deeper: bool,
+    },
+    /// Remove a profile's entry; its data stays in the instance dir
+    Remove { name: String },
+    /// List the profiles
+    List,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("ccsfs: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<(), String> {
+    let ccs_dir = find_ccs_dir(cli.ccs_dir.as_deref(), |k| std::env::var(k).ok())?;
+    let layout = Layout::new(ccs_dir);
+    match cli.cmd {
+        Cmd::Mount {
+            mount_point,
+            foreground,
+            options,
+            threads,
+        } => {
+            let mut allow_other = false;
+            for o in options {
+                match o.as_str() {
+                    "allow_other" => allow_other = true,
+                    other => {
+                        return Err(format!(
+                            "unknown mount option `{other}`; only `-o allow_other` is supported"
+                        ));
+                    }
+                }
+            }
+            let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
+            let mount_point = match mount_point {
+                Some(p) => p,
+                None => {
+                    let p = layout.default_mount_point();
+                    if !p.exists() && mount::mount_state(&p) == mount::MountState::NotMounted {
+                        std::fs::create_dir_all(&p)
+                            .map_err(|e| format!("cannot create {}: {e}", p.display()))?;
+                    }
+                    p
+                }
+            };
+            if profiles.is_empty() {
+                eprintln!(
+                    "ccsfs: no profiles yet; the mount is empty until you add one with `ccsfs profile add <name>`"
+                );
+            }
+            mount::mount(
+                &layout,
+                &profiles,
+                &MountOptions {
+                    mount_point,
+                    foreground,
+                    allow_other,
+                    threads,
+                },
+            )
+        }
+        Cmd::Unmount { mount_point, lazy } => {
+            let mp = mount_point.unwrap_or_else(|| layout.default_mount_point());
+            mount::unmount(&layout, &mp, lazy)
+        }
+        Cmd::Status { mount_point } => {
+            let mp = mount_point.unwrap_or_else(|| layout.default_mount_point());
+            let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
+            print!("{}", ccsfs::status::render(&layout, &profiles, &mp));
+            Ok(())
+        }
+        Cmd::Profile { cmd } => profile(&layout, cmd),
+    }
+}
+
+fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
+    match cmd {
+        ProfileCmd::Add {
+            name,
+            group,
+            deeper,
+        } => {
+            let (p, added) = config::add_profile(&layout.ccs_dir, &name, group.as_deref(), deeper)
+                .map_err(|e| e.to_string())?;
+            let verb = if added { "added" } else { "updated" };
+            println!(
+                "{verb} profile {} ({}); remount to see changes in a running mount",
+                p.name,
+                ccsfs::status::describe(&p)
+            );
+            Ok(())
+        }
+        ProfileCmd::Remove { name } => {
+            config::remove_profile(&layout.ccs_dir, &name).map_err(|e| e.to_string())?;
+            println!(
+                "removed profile {name}; its data stays in {}",
+                layout.instance(&name).display()
+            );
+            Ok(())
+        }
+        ProfileCmd::List => {
+            for p in config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())? {
+                println!("{}\t{}", p.name, ccsfs::status::describe(&p));
+            }
+            Ok(())
+        }
+    }
+}

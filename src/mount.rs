@@ -1,0 +1,498 @@
+//! Mount lifecycle: preflight checks, daemonizing behind a readiness pipe, serving until
+//! SIGINT/SIGTERM or an external unmount, and unmounting (a dead daemon's mount included).
+
+use std::ffi::OsStr;
+use std::fs::OpenOptions;
+use std::io::{Read, Write};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use fuser::{Config, MountOption, Session, SessionACL};
+
+use crate::config::Profile;
+use crate::fs::CcsFs;
+use crate::layout::Layout;
+
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// How to mount.
+#[derive(Clone, Debug)]
+pub struct MountOptions {
+    pub mount_point: PathBuf,
+    pub foreground: bool,
+    pub allow_other: bool,
+    pub threads: usize,
+}
+
+/// What `/proc/self/mountinfo` says about a path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MountState {
+    NotMounted,
+    /// Mounted with this filesystem type (e.g. `fuse.ccsfs`).
+    Mounted(String),
+}
+
+fn euid() -> u32 {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() }
+}
+
+/// The absolute form of a mount point without touching the mount itself (a dead FUSE mount
+/// fails every stat with ENOTCONN): canonical parent plus the last component.
+pub fn absolute_mount_point(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .unwrap_or(parent.to_path_buf())
+            .join(name),
+        _ => abs,
+    }
+}
+
+fn unescape_mountinfo(field: &str) -> PathBuf {
+    let b = field.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&field[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    PathBuf::from(OsStr::from_bytes(&out))
+}
+
+/// Looks `mount_point` up in this process's mount table (the last mount on it wins).
+pub fn mount_state(mount_point: &Path) -> MountState {
+    let want = absolute_mount_point(mount_point);
+    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
+        return MountState::NotMounted;
+    };
+    let mut state = MountState::NotMounted;
+    for line in table.lines() {
+        let fields: Vec<&str> = line.split(' ').collect();
+        let Some(sep) = fields.iter().position(|f| *f == "-") else {
+            continue;
+        };
+        if fields.len() > sep + 1 && fields.len() > 4 && unescape_mountinfo(fields[4]) == want {
+            state = MountState::Mounted(fields[sep + 1].to_string());
+        }
+    }
+    state
+}
+
+fn find_in_path(bin: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")
+        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
+    std::env::split_paths(&path)
+        .chain([PathBuf::from("/bin"), PathBuf::from("/usr/bin")])
+        .map(|d| d.join(bin))
+        .find(|p| p.is_file())
+}
+
+/// Every reason a mount would fail that can be told before trying, as one line with the fix.
+pub fn preflight(mount_point: &Path) -> Result<(), String> {
+    let mp = mount_point.display();
+    match std::fs::metadata(mount_point) {
+        Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
+            return Err(format!(
+                "{mp} is still mounted but its daemon is gone; run `ccsfs unmount {mp}` first"
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(format!(
+                "mount point {mp} does not exist; create it with `mkdir -p {mp}`"
+            ));
+        }
+        Err(e) => return Err(format!("cannot use mount point {mp}: {e}")),
+        Ok(m) if !m.is_dir() => {
+            return Err(format!(
+                "mount point {mp} is not a directory; pick a directory"
+            ));
+        }
+        Ok(_) => {}
+    }
+    if let MountState::Mounted(fstype) = mount_state(mount_point) {
+        return Err(format!(
+            "{mp} is already mounted ({fstype}); run `ccsfs unmount {mp}` first"
+        ));
+    }
+    if !Path::new("/dev/fuse").exists() {
+        return Err("/dev/fuse does not exist; load the fuse module (`modprobe fuse`) or give the container the device (`--device /dev/fuse`)".into());
+    }
+    if euid() != 0 && find_in_path("fusermount3").is_none() && find_in_path("fusermount").is_none()
+    {
+        return Err(
+            "fusermount3 not found; install the fuse3 package (`sudo apt-get install fuse3`)"
+                .into(),
+        );
+    }
+    Ok(())
+}
+
+/// Mounts and serves. Daemonized (the default), returns in the parent once the mount answers.
+pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Result<(), String> {
+    preflight(&opts.mount_point)?;
+    if opts.foreground {
+        init_logging();
+        return serve(layout, profiles, opts, None);
+    }
+    let (read_end, write_end) = pipe()?;
+    // SAFETY: called from the single-threaded CLI before any thread is spawned.
+    match unsafe { libc::fork() } {
+        -1 => Err(format!(
+            "cannot fork the daemon: {}",
+            std::io::Error::last_os_error()
+        )),
+        0 => {
+            drop(read_end);
+            let code = match become_daemon(layout)
+                .and_then(|()| serve(layout, profiles, opts, Some(write_end)))
+            {
+                Ok(()) => 0,
+                Err(e) => {
+                    log::error!("{e}");
+                    1
+                }
+            };
+            std::process::exit(code);
+        }
+        child => {
+            drop(write_end);
+            let mut msg = String::new();
+            let _ = std::fs::File::from(read_end).read_to_string(&mut msg);
+            match msg.strip_prefix("OK") {
+                Some(_) => wait_until_answering(&opts.mount_point, child),
+                None if msg.is_empty() => Err(format!(
+                    "the daemon exited before the mount was ready; see {}",
+                    layout.log_file().display()
+                )),
+                None => Err(msg.trim().to_string()),
+            }
+        }
+    }
+}
+
+fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
+    let mut fds = [0; 2];
+    // SAFETY: `fds` has room for two fds.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return Err(format!(
+            "cannot create a pipe: {}",
+            std::io::Error::last_os_error()
+        ));
+    }
+    // SAFETY: both fds are new and ours.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+/// Detaches from the terminal and sends stdout/stderr to `<ccs>/logs/ccsfs.log`.
+fn become_daemon(layout: &Layout) -> Result<(), String> {
+    let log_path = layout.log_file();
+    if let Some(dir) = log_path.parent() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    }
+    let log = OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(&log_path)
+        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
+    // SAFETY: plain fd plumbing in the freshly forked, single-threaded child.
+    unsafe {
+        libc::setsid();
+        libc::dup2(null.as_raw_fd(), 0);
+        libc::dup2(log.as_raw_fd(), 1);
+        libc::dup2(log.as_raw_fd(), 2);
+    }
+    let _ = std::env::set_current_dir("/");
+    init_logging();
+    Ok(())
+}
+
+fn init_logging() {
+    let env = env_logger::Env::default().default_filter_or("warn,ccsfs=info");
+    let _ = env_logger::Builder::from_env(env)
+        .format_timestamp_millis()
+        .try_init();
+}
+
+/// The parent's last check: the mount point now reports a FUSE filesystem, answered by the
+/// daemon itself (statfs is a round trip).
+fn wait_until_answering(mount_point: &Path, child: libc::pid_t) -> Result<(), String> {
+    let c =
+        std::ffi::CString::new(mount_point.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+        // SAFETY: `st` is written on success.
+        if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0 {
+            // SAFETY: initialised by the successful call.
+            if unsafe { st.assume_init() }.f_type == FUSE_SUPER_MAGIC {
+                return Ok(());
+            }
+        }
+        if Instant::now() > deadline {
+            return Err(format!(
+                "the daemon (pid {child}) started but {} does not answer",
+                mount_point.display()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn block_signals() -> libc::sigset_t {
+    // SAFETY: sigset manipulation on a local; the mask is inherited by threads spawned later.
+    unsafe {
+        let mut set = std::mem::zeroed::<libc::sigset_t>();
+        libc::sigemptyset(&mut set);
+        for s in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+            libc::sigaddset(&mut set, s);
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        set
+    }
+}
+
+fn serve(
+    layout: &Layout,
+    profiles: &[Profile],
+    opts: &MountOptions,
+    ready: Option<OwnedFd>,
+) -> Result<(), String> {
+    let mut ready = ready.map(std::fs::File::from);
+    let result = serve_inner(layout, profiles, opts, &mut ready);
+    if let (Err(e), Some(pipe)) = (&result, ready.as_mut()) {
+        let _ = writeln!(pipe, "{e}");
+    }
+    result
+}
+
+fn serve_inner(
+    layout: &Layout,
+    profiles: &[Profile],
+    opts: &MountOptions,
+    ready: &mut Option<std::fs::File>,
+) -> Result<(), String> {
+    crate::fs::raise_nofile_limit();
+    // Requests carry the caller's umask and the filesystem applies it; the daemon's own must
+    // not be applied a second time by the backing filesystem.
+    // SAFETY: umask has no preconditions.
+    unsafe { libc::umask(0) };
+    let signals = block_signals();
+    let fs = CcsFs::new(layout, profiles, &opts.mount_point)
+        .map_err(|e| format!("cannot prepare {}: {e}", layout.ccs_dir.display()))?;
+    let mut config = Config::default();
+    config.mount_options = vec![
+        MountOption::FSName("ccsfs".into()),
+        MountOption::Subtype("ccsfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    config.acl = if opts.allow_other {
+        SessionACL::All
+    } else {
+        SessionACL::Owner
+    };
+    config.n_threads = Some(opts.threads.max(1));
+    config.clone_fd = true;
+    let mut session = Session::new(fs, &opts.mount_point, &config)
+        .map_err(|e| mount_error(&opts.mount_point, &e))?;
+    let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
+    write_run_file(&run_file, &opts.mount_point);
+    log::info!(
+        "mounted {} (pid {}, {} profiles)",
+        opts.mount_point.display(),
+        std::process::id(),
+        profiles.len()
+    );
+    let mut unmounter = session.unmount_callable();
+    let loop_thread = std::thread::Builder::new()
+        .name("ccsfs-session".into())
+        .spawn(move || session.run())
+        .map_err(|e| e.to_string())?;
+    if let Some(mut pipe) = ready.take() {
+        let _ = pipe.write_all(b"OK\n");
+    }
+    let mount_point = opts.mount_point.clone();
+    let _ = std::thread::Builder::new()
+        .name("ccsfs-signals".into())
+        .spawn(move || {
+            let mut sig = 0;
+            // SAFETY: waits on the signals blocked above.
+            unsafe { libc::sigwait(&signals, &mut sig) };
+            log::info!("signal {sig}: unmounting {}", mount_point.display());
+            if let Err(e) = unmounter.unmount() {
+                log::error!("unmount of {} failed: {e}", mount_point.display());
+            }
+        });
+    let result = loop_thread
+        .join()
+        .map_err(|_| "the session thread panicked".to_string())?;
+    let _ = std::fs::remove_file(&run_file);
+    log::info!("session ended");
+    result.map_err(|e| format!("session ended with an error: {e}"))
+}
+
+fn mount_error(mount_point: &Path, e: &std::io::Error) -> String {
+    let text = e.to_string().replace('\n', " ");
+    let text = text.trim();
+    if text.contains("allow_other") {
+        return format!(
+            "cannot mount {}: {text}; add `user_allow_other` to /etc/fuse.conf or drop `-o allow_other`",
+            mount_point.display()
+        );
+    }
+    format!("cannot mount {}: {text}", mount_point.display())
+}
+
+fn write_run_file(path: &Path, mount_point: &Path) {
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir);
+    }
+    let text = format!(
+        "pid={}\nmount_point={}\n",
+        std::process::id(),
+        absolute_mount_point(mount_point).display()
+    );
+    let written = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .and_then(|mut f| f.write_all(text.as_bytes()));
+    if let Err(e) = written {
+        log::warn!("cannot write {}: {e}", path.display());
+    }
+}
+
+/// The daemon pid recorded for a mount point, if its run file exists.
+pub fn daemon_pid(layout: &Layout, mount_point: &Path) -> Option<i32> {
+    let text = std::fs::read_to_string(layout.run_file(&absolute_mount_point(mount_point))).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("pid="))
+        .and_then(|p| p.trim().parse().ok())
+}
+
+pub fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks existence.
+    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
+}
+
+/// Unmounts `mount_point`, also when its daemon has died ("Transport endpoint is not connected").
+pub fn unmount(layout: &Layout, mount_point: &Path, lazy: bool) -> Result<(), String> {
+    let mp = mount_point.display();
+    let abs = absolute_mount_point(mount_point);
+    match mount_state(mount_point) {
+        MountState::NotMounted => {
+            let _ = std::fs::remove_file(layout.run_file(&abs));
+            return Err(format!("{mp} is not mounted; nothing to do"));
+        }
+        MountState::Mounted(t) if !t.starts_with("fuse") => {
+            return Err(format!(
+                "{mp} is a {t} mount, not ccsfs; unmount it with umount"
+            ));
+        }
+        MountState::Mounted(_) => {}
+    }
+    let dead = matches!(std::fs::metadata(mount_point), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    let pid = daemon_pid(layout, mount_point);
+    do_unmount(&abs, lazy || dead)?;
+    if let Some(pid) = pid {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while pid_alive(pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    let _ = std::fs::remove_file(layout.run_file(&abs));
+    Ok(())
+}
+
+fn do_unmount(mount_point: &Path, lazy: bool) -> Result<(), String> {
+    let mp = mount_point.display();
+    if euid() == 0 {
+        let c = std::ffi::CString::new(mount_point.as_os_str().as_bytes())
+            .map_err(|e| e.to_string())?;
+        let flags = if lazy { libc::MNT_DETACH } else { 0 };
+        // SAFETY: NUL-terminated path.
+        if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
+            return Ok(());
+        }
+        let err = std::io::Error::last_os_error();
+        if err.raw_os_error() == Some(libc::EBUSY) {
+            return Err(format!(
+                "{mp} is busy (a program has a file or its cwd there); close it, or use `ccsfs unmount --lazy {mp}`"
+            ));
+        }
+        return Err(format!("cannot unmount {mp}: {err}"));
+    }
+    let bin = find_in_path("fusermount3")
+        .or_else(|| find_in_path("fusermount"))
+        .ok_or("fusermount3 not found; install the fuse3 package (`sudo apt-get install fuse3`)")?;
+    let mut cmd = Command::new(bin);
+    cmd.arg("-u");
+    if lazy {
+        cmd.arg("-z");
+    }
+    let out = cmd
+        .arg("--")
+        .arg(mount_point)
+        .output()
+        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
+    if out.status.success() {
+        return Ok(());
+    }
+    let text = String::from_utf8_lossy(&out.stderr)
+        .trim()
+        .replace('\n', " ");
+    if text.contains("busy") {
+        return Err(format!(
+            "{mp} is busy (a program has a file or its cwd there); close it, or use `ccsfs unmount --lazy {mp}`"
+        ));
+    }
+    Err(format!("cannot unmount {mp}: {text}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mountinfo_escapes_are_decoded() {
+        assert_eq!(unescape_mountinfo("/a\\040b"), PathBuf::from("/a b"));
+        assert_eq!(unescape_mountinfo("/plain"), PathBuf::from("/plain"));
+        assert_eq!(unescape_mountinfo("/x\\134y"), PathBuf::from("/x\\y"));
+    }
+
+    #[test]
+    fn root_is_mounted_and_a_temp_dir_is_not() {
+        assert!(matches!(
+            mount_state(Path::new("/")),
+            MountState::Mounted(_)
+        ));
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(mount_state(d.path()), MountState::NotMounted);
+    }
+}
