@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod fs;
+pub mod fusermount;
 pub mod layout;
 pub mod mount;
 pub mod routes;

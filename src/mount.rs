@@ -8,13 +8,13 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use fuser::{Config, MountOption, Session, SessionACL};
 
 use crate::config::Profile;
 use crate::fs::CcsFs;
+use crate::fusermount;
 use crate::layout::Layout;
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
@@ -92,15 +92,6 @@ pub fn mount_state(mount_point: &Path) -> MountState {
     state
 }
 
-fn find_in_path(bin: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")
-        .unwrap_or_else(|| "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin".into());
-    std::env::split_paths(&path)
-        .chain([PathBuf::from("/bin"), PathBuf::from("/usr/bin")])
-        .map(|d| d.join(bin))
-        .find(|p| p.is_file())
-}
-
 /// Every reason a mount would fail that can be told before trying, as one line with the fix.
 pub fn preflight(mount_point: &Path) -> Result<(), String> {
     let mp = mount_point.display();
@@ -131,12 +122,15 @@ pub fn preflight(mount_point: &Path) -> Result<(), String> {
     if !Path::new("/dev/fuse").exists() {
         return Err("/dev/fuse does not exist; load the fuse module (`modprobe fuse`) or give the container the device (`--device /dev/fuse`)".into());
     }
-    if euid() != 0 && find_in_path("fusermount3").is_none() && find_in_path("fusermount").is_none()
-    {
-        return Err(
-            "fusermount3 not found; install the fuse3 package (`sudo apt-get install fuse3`)"
-                .into(),
-        );
+    if euid() != 0 {
+        if fusermount::find().is_none() {
+            return Err(fusermount::NOT_FOUND.into());
+        }
+        // fusermount3 opens /dev/fuse with the user's own rights; distributions make it 0666.
+        // SAFETY: NUL-terminated path.
+        if unsafe { libc::access(c"/dev/fuse".as_ptr(), libc::R_OK | libc::W_OK) } != 0 {
+            return Err("/dev/fuse is not readable and writable by you, so fusermount3 cannot mount; have root run `chmod 0666 /dev/fuse` (what the distribution's udev rule does)".into());
+        }
     }
     Ok(())
 }
@@ -300,13 +294,6 @@ fn serve_inner(
     let fs = CcsFs::new(layout, profiles, &opts.mount_point)
         .map_err(|e| format!("cannot prepare {}: {e}", layout.ccs_dir.display()))?;
     let mut config = Config::default();
-    config.mount_options = vec![
-        MountOption::FSName("ccsfs".into()),
-        MountOption::Subtype("ccsfs".into()),
-        MountOption::DefaultPermissions,
-        MountOption::NoDev,
-        MountOption::NoSuid,
-    ];
     config.acl = if opts.allow_other {
         SessionACL::All
     } else {
@@ -314,8 +301,16 @@ fn serve_inner(
     };
     config.n_threads = Some(opts.threads.max(1));
     config.clone_fd = true;
-    let mut session = Session::new(fs, &opts.mount_point, &config)
-        .map_err(|e| mount_error(&opts.mount_point, &e))?;
+    config.mount_options = vec![
+        MountOption::FSName("ccsfs".into()),
+        MountOption::Subtype("ccsfs".into()),
+        MountOption::DefaultPermissions,
+        MountOption::NoDev,
+        MountOption::NoSuid,
+    ];
+    let privileged = euid() == 0;
+    let session = Session::new(fs, &opts.mount_point, &config);
+    let mut session = session.map_err(|e| mount_error(&opts.mount_point, &e))?;
     let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
     write_run_file(&run_file, &opts.mount_point);
     log::info!(
@@ -325,6 +320,15 @@ fn serve_inner(
         profiles.len()
     );
     let mut unmounter = session.unmount_callable();
+    let mount_point = opts.mount_point.clone();
+    let mut unmount = move || -> Result<(), String> {
+        if privileged {
+            unmounter.unmount().map_err(|e| e.to_string())
+        } else {
+            fusermount::unmount(&mount_point, false)
+                .or_else(|_| fusermount::unmount(&mount_point, true))
+        }
+    };
     let loop_thread = std::thread::Builder::new()
         .name("ccsfs-session".into())
         .spawn(move || session.run())
@@ -340,7 +344,7 @@ fn serve_inner(
             // SAFETY: waits on the signals blocked above.
             unsafe { libc::sigwait(&signals, &mut sig) };
             log::info!("signal {sig}: unmounting {}", mount_point.display());
-            if let Err(e) = unmounter.unmount() {
+            if let Err(e) = unmount() {
                 log::error!("unmount of {} failed: {e}", mount_point.display());
             }
         });
@@ -448,31 +452,13 @@ fn do_unmount(mount_point: &Path, lazy: bool) -> Result<(), String> {
         }
         return Err(format!("cannot unmount {mp}: {err}"));
     }
-    let bin = find_in_path("fusermount3")
-        .or_else(|| find_in_path("fusermount"))
-        .ok_or("fusermount3 not found; install the fuse3 package (`sudo apt-get install fuse3`)")?;
-    let mut cmd = Command::new(bin);
-    cmd.arg("-u");
-    if lazy {
-        cmd.arg("-z");
-    }
-    let out = cmd
-        .arg("--")
-        .arg(mount_point)
-        .output()
-        .map_err(|e| format!("cannot run fusermount3: {e}"))?;
-    if out.status.success() {
-        return Ok(());
-    }
-    let text = String::from_utf8_lossy(&out.stderr)
-        .trim()
-        .replace('\n', " ");
-    if text.contains("busy") {
-        return Err(format!(
-            "{mp} is busy (a program has a file or its cwd there); close it, or use `ccsfs unmount --lazy {mp}`"
-        ));
-    }
-    Err(format!("cannot unmount {mp}: {text}"))
+    fusermount::unmount(mount_point, lazy).map_err(|text| {
+        if text.contains("busy") {
+            format!("{mp} is busy (a program has a file or its cwd there); close it, or use `ccsfs unmount --lazy {mp}`")
+        } else {
+            format!("cannot unmount {mp}: {text}")
+        }
+    })
 }
 
 #[cfg(test)]
