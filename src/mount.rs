@@ -309,8 +309,10 @@ fn serve_inner(
         MountOption::NoSuid,
     ];
     let privileged = euid() == 0;
+    let notifier_slot = fs.notifier_slot();
     let session = Session::new(fs, &opts.mount_point, &config);
     let mut session = session.map_err(|e| mount_error(&opts.mount_point, &e))?;
+    let _ = notifier_slot.set(session.notifier());
     let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
     write_run_file(&run_file, &opts.mount_point);
     log::info!(

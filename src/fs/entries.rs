@@ -33,6 +33,7 @@ impl CcsFs {
 
     /// Looks up a name just created in `parent` and returns its attributes.
     fn created(&self, parent: &Inode, name: &OsStr) -> SysResult<FileAttr> {
+        self.touched_entry(parent, name);
         self.lookup_child(parent, name).map(|(_, a)| a)
     }
 
@@ -59,6 +60,7 @@ impl CcsFs {
         if c.atime.is_some() || c.mtime.is_some() {
             sys::utimens_fd(fd, [attr::timespec(c.atime), attr::timespec(c.mtime)])?;
         }
+        self.touched(inode, c.size.is_some());
         self.attr_of(inode)
     }
 
@@ -148,6 +150,8 @@ impl CcsFs {
             return Err(Errno::EXDEV);
         }
         sys::link_fd_at(inode.fd(), newparent.fd(), &sys::cstr(newname)?)?;
+        self.touched(inode, false);
+        self.touched_entry(newparent, newname);
         let attr = self.attr_of(inode)?;
         self.inodes.add_lookup(inode.id);
         Ok(attr)
@@ -159,11 +163,15 @@ impl CcsFs {
             name,
             if dir { Change::Rmdir } else { Change::Unlink },
         )?;
+        let child = self.shared_child(parent, name);
         sys::unlinkat(
             parent.fd(),
             &sys::cstr(name)?,
             if dir { libc::AT_REMOVEDIR } else { 0 },
-        )
+        )?;
+        self.touched_key(parent, child);
+        self.touched_entry(parent, name);
+        Ok(())
     }
 
     pub(super) fn rename_entry(
@@ -186,7 +194,12 @@ impl CcsFs {
                 self.check_moved_symlink(newparent, &new, parent)?;
             }
         }
-        sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags)
+        let replaced = self.shared_child(newparent, newname);
+        sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags)?;
+        self.touched_key(newparent, replaced);
+        self.touched_entry(parent, name);
+        self.touched_entry(newparent, newname);
+        Ok(())
     }
 
     /// A symlink moved to another dir must still not lead out of its profile.

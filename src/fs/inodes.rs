@@ -158,6 +158,17 @@ impl InodeTable {
         })
     }
 
+    /// The node id held for `key`, if the kernel currently knows that file.
+    pub fn find(&self, key: Key) -> Option<u64> {
+        let derived = self.ids.derive(key);
+        let maps = self.maps.read();
+        let id = derived.or_else(|| maps.fallback.get(&key).copied())?;
+        maps.by_id
+            .get(&id)
+            .filter(|e| e.inode.key == key)
+            .map(|_| id)
+    }
+
     /// Counts one lookup of `node`: the existing inode with the same key, or a new one.
     pub fn lookup(&self, node: NewNode) -> Arc<Inode> {
         let derived = self.ids.derive(node.key);

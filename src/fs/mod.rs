@@ -2,6 +2,7 @@
 //! method in one of the sibling modules and maps its `Result` onto the reply; no policy here.
 
 mod attr;
+mod coherence;
 mod dirs;
 mod entries;
 mod files;
@@ -29,6 +30,7 @@ use crate::layout::Layout;
 use crate::routes::ProfileRoutes;
 
 pub use attr::TTL;
+use coherence::Coherence;
 use dirs::DirHandles;
 use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
 use sys::SysResult;
@@ -55,6 +57,7 @@ pub struct CcsFs {
     forbidden_symlink_roots: Vec<PathBuf>,
     /// The mount point, absolute: symlinks into the profile's own part of it are fine.
     mount_abs: PathBuf,
+    coherence: Coherence,
 }
 
 fn mkdir_private(path: &Path) -> io::Result<()> {
@@ -96,6 +99,13 @@ impl CcsFs {
                 route_trees,
             });
         }
+        let mut tree_views = vec![Vec::new(); trees.len()];
+        tree_views[0].push(0);
+        for (i, v) in views.iter().enumerate() {
+            for &t in std::iter::once(&v.instance_tree).chain(&v.route_trees) {
+                tree_views[t as usize].push(i as u32 + 1);
+            }
+        }
         let root_fd = sys::open_dir_path(&instances).map_err(io_err)?;
         let st = sys::fstat(std::os::fd::AsFd::as_fd(&root_fd)).map_err(io_err)?;
         let home_dev =
@@ -121,7 +131,49 @@ impl CcsFs {
             tree_roots: trees,
             forbidden_symlink_roots: vec![instances, mount_abs.clone()],
             mount_abs,
+            coherence: Coherence::new(tree_views),
         })
+    }
+
+    /// Where the session's notifier goes once mounted (for cross-profile invalidation).
+    pub fn notifier_slot(&self) -> Arc<std::sync::OnceLock<fuser::Notifier>> {
+        self.coherence.notifier_slot()
+    }
+
+    /// A file changed through `inode`: tell the other profiles that see it.
+    fn touched(&self, inode: &Inode, data: bool) {
+        self.coherence
+            .changed(&self.inodes, inode.tree, inode.key, data);
+    }
+
+    /// A name in `parent` changed: tell the other profiles that see the directory.
+    fn touched_entry(&self, parent: &Inode, name: &OsStr) {
+        self.coherence
+            .entry_changed(&self.inodes, parent.tree, parent.key, name);
+    }
+
+    /// The key of the file at `parent/name` in a shared tree (before it is unlinked or
+    /// replaced, so that its other views can be told afterwards).
+    fn shared_child(&self, parent: &Inode, name: &OsStr) -> Option<Key> {
+        if !self.coherence.is_shared(parent.tree) {
+            return None;
+        }
+        let st = sys::cstr(name)
+            .and_then(|c| sys::fstatat(parent.fd(), &c))
+            .ok()?;
+        Some(Key {
+            view: parent.key.view,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        })
+    }
+
+    /// Tells the other views that the file found by `shared_child` changed.
+    fn touched_key(&self, parent: &Inode, key: Option<Key>) {
+        if let Some(key) = key {
+            self.coherence
+                .changed(&self.inodes, parent.tree, key, false);
+        }
     }
 
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
@@ -363,7 +415,7 @@ impl Filesystem for CcsFs {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
@@ -373,7 +425,12 @@ impl Filesystem for CcsFs {
         reply: ReplyWrite,
     ) {
         match sys::pwrite(fh.0 as i32, data, offset) {
-            Ok(n) => reply.written(n as u32),
+            Ok(n) => {
+                reply.written(n as u32);
+                if let Ok(i) = self.inode(ino) {
+                    self.touched(&i, true);
+                }
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -504,11 +561,12 @@ impl Filesystem for CcsFs {
         _position: u32,
         reply: ReplyEmpty,
     ) {
-        reply_empty(
-            reply,
-            self.inode(ino)
-                .and_then(|i| self.set_xattr(&i, name, value, flags)),
-        );
+        let r = self.inode(ino).and_then(|i| {
+            self.set_xattr(&i, name, value, flags)?;
+            self.touched(&i, false);
+            Ok(())
+        });
+        reply_empty(reply, r);
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
@@ -528,10 +586,12 @@ impl Filesystem for CcsFs {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        reply_empty(
-            reply,
-            self.inode(ino).and_then(|i| self.remove_xattr(&i, name)),
-        );
+        let r = self.inode(ino).and_then(|i| {
+            self.remove_xattr(&i, name)?;
+            self.touched(&i, false);
+            Ok(())
+        });
+        reply_empty(reply, r);
     }
 
     fn access(&self, _req: &Request, ino: INodeNo, mask: AccessFlags, reply: ReplyEmpty) {
@@ -570,14 +630,18 @@ impl Filesystem for CcsFs {
     fn fallocate(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         length: u64,
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, sys::fallocate(fh.0 as i32, mode, offset, length));
+        let r = sys::fallocate(fh.0 as i32, mode, offset, length);
+        if let (Ok(()), Ok(i)) = (&r, self.inode(ino)) {
+            self.touched(&i, true);
+        }
+        reply_empty(reply, r);
     }
 
     fn lseek(
@@ -601,7 +665,7 @@ impl Filesystem for CcsFs {
         _ino_in: INodeNo,
         fh_in: FileHandle,
         offset_in: u64,
-        _ino_out: INodeNo,
+        ino_out: INodeNo,
         fh_out: FileHandle,
         offset_out: u64,
         len: u64,
@@ -609,7 +673,12 @@ impl Filesystem for CcsFs {
         reply: ReplyWrite,
     ) {
         match sys::copy_file_range(fh_in.0 as i32, offset_in, fh_out.0 as i32, offset_out, len) {
-            Ok(n) => reply.written(n as u32),
+            Ok(n) => {
+                reply.written(n as u32);
+                if let Ok(i) = self.inode(ino_out) {
+                    self.touched(&i, true);
+                }
+            }
             Err(e) => reply.error(e),
         }
     }
