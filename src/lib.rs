@@ -6,5 +6,6 @@ pub mod fs;
 pub mod fusermount;
 pub mod layout;
 pub mod mount;
+pub mod procs;
 pub mod routes;
 pub mod status;

@@ -85,6 +85,9 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<(), String> {
     let ccs_dir = find_ccs_dir(cli.ccs_dir.as_deref(), |k| std::env::var(k).ok())?;
+    // The daemon leaves the caller's cwd behind, so every path is made absolute up front.
+    let ccs_dir = std::path::absolute(&ccs_dir)
+        .map_err(|e| format!("bad CCS dir {}: {e}", ccs_dir.display()))?;
     let layout = Layout::new(ccs_dir);
     match cli.cmd {
         Cmd::Mount {
@@ -106,7 +109,7 @@ fn run(cli: Cli) -> Result<(), String> {
             }
             let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
             let mount_point = match mount_point {
-                Some(p) => p,
+                Some(p) => mount::absolute_mount_point(&p),
                 None => {
                     let p = layout.default_mount_point();
                     if !p.exists() && mount::mount_state(&p) == mount::MountState::NotMounted {

@@ -16,6 +16,7 @@ use crate::config::Profile;
 use crate::fs::CcsFs;
 use crate::fusermount;
 use crate::layout::Layout;
+use crate::procs::pid_alive;
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -400,11 +401,6 @@ pub fn daemon_pid(layout: &Layout, mount_point: &Path) -> Option<i32> {
     text.lines()
         .find_map(|l| l.strip_prefix("pid="))
         .and_then(|p| p.trim().parse().ok())
-}
-
-pub fn pid_alive(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks existence.
-    unsafe { libc::kill(pid, 0) == 0 || *libc::__errno_location() == libc::EPERM }
 }
 
 /// Unmounts `mount_point`, also when its daemon has died ("Transport endpoint is not connected").

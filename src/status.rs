@@ -62,7 +62,7 @@ pub fn render(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> Stri
         (MountState::Mounted(t), _) if !t.starts_with("fuse") => {
             format!("mount point: {mp} (a {t} mount, not ccsfs)")
         }
-        (MountState::Mounted(_), Some(p)) if mount::pid_alive(p) => {
+        (MountState::Mounted(_), Some(p)) if crate::procs::pid_alive(p) => {
             format!("mount point: {mp} (mounted, daemon pid {p})")
         }
         (MountState::Mounted(_), _) => {

@@ -1,0 +1,112 @@
+//! Processes as ccsfs sees them: whether a pid is alive (a zombie is not), a thread's
+//! thread group, and a process identity that survives pid reuse ((tgid, start time)).
+
+/// A process, identified so that a recycled pid never matches: its thread group id and its
+/// start time in clock ticks since boot (field 22 of `/proc/<pid>/stat`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProcId {
+    pub pid: u32,
+    pub start: u64,
+}
+
+/// Parses the state and start time out of `/proc/<pid>/stat` text. The command name may
+/// contain spaces and parentheses, so fields are counted from the last `)`.
+pub fn parse_stat(text: &str) -> Option<(char, u64)> {
+    let rest = &text[text.rfind(')')? + 1..];
+    let mut fields = rest.split_whitespace();
+    let state = fields.next()?.chars().next()?;
+    // After the state (field 3) come fields 4..; start time is field 22.
+    let start = fields.nth(22 - 4)?.parse().ok()?;
+    Some((state, start))
+}
+
+/// The thread group (process) of a thread id, from `/proc/<tid>/status`.
+pub fn tgid_of(tid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))
+        .and_then(|v| v.trim().parse().ok())
+}
+
+/// The identity of the process that thread `tid` belongs to, if it is alive.
+pub fn identify(tid: u32) -> Option<ProcId> {
+    let pid = tgid_of(tid)?;
+    let (state, start) = parse_stat(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)?;
+    (state != 'Z' && state != 'X').then_some(ProcId { pid, start })
+}
+
+/// Whether `id` is still that same process, alive (not a zombie, not a reused pid).
+pub fn is_alive(id: ProcId) -> bool {
+    match std::fs::read_to_string(format!("/proc/{}/stat", id.pid))
+        .ok()
+        .as_deref()
+        .and_then(parse_stat)
+    {
+        Some((state, start)) => start == id.start && state != 'Z' && state != 'X',
+        None => false,
+    }
+}
+
+/// Whether any live (non-zombie) process has this pid.
+pub fn pid_alive(pid: i32) -> bool {
+    pid > 0
+        && std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .ok()
+            .as_deref()
+            .and_then(parse_stat)
+            .is_some_and(|(state, _)| state != 'Z' && state != 'X')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stat_with_odd_command_names() {
+        let line = "1234 (a (weird) name) S 1 1234 1234 0 -1 4194560 100 0 0 0 1 2 0 0 20 0 1 0 987654 12345 67 18446744073709551615";
+        assert_eq!(parse_stat(line), Some(('S', 987654)));
+        assert_eq!(parse_stat("garbage"), None);
+    }
+
+    #[test]
+    fn this_process_is_alive_and_identified() {
+        let me = identify(std::process::id()).expect("own identity");
+        assert_eq!(me.pid, std::process::id());
+        assert!(is_alive(me));
+        assert!(
+            !is_alive(ProcId {
+                start: me.start + 1,
+                ..me
+            }),
+            "another start time is another process"
+        );
+        assert!(pid_alive(me.pid as i32));
+    }
+
+    #[test]
+    fn a_thread_maps_to_its_process() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let h = std::thread::spawn(move || {
+            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            done_rx.recv().unwrap();
+        });
+        let tid = rx.recv().unwrap();
+        assert_ne!(tid, std::process::id());
+        assert_eq!(tgid_of(tid), Some(std::process::id()));
+        assert_eq!(identify(tid).map(|p| p.pid), Some(std::process::id()));
+        done_tx.send(()).unwrap();
+        h.join().unwrap();
+    }
+
+    #[test]
+    fn a_reaped_child_is_dead_and_a_zombie_is_not_alive() {
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let pid = child.id();
+        // Not yet waited for: once it exits it is a zombie, which counts as dead.
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        assert!(!pid_alive(pid as i32), "a zombie is not alive");
+        child.wait().unwrap();
+        assert!(!pid_alive(pid as i32));
+    }
+}

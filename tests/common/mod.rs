@@ -1,0 +1,147 @@
+//! Shared harness for the integration tests: a private CCS dir in a temp dir, the real
+//! `ccsfs` binary, and a mount guard that unmounts on drop (even when a test panics).
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tempfile::TempDir;
+
+/// work and personal share group `team` (work with deeper continuity); solo is isolated.
+pub const THREE_PROFILES: &str = "\
+accounts:
+  work:
+    context_mode: shared
+    context_group: team
+    continuity_mode: deeper
+  personal:
+    context_mode: shared
+    context_group: team
+  solo:
+    context_mode: isolated
+";
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_ccsfs")
+}
+
+pub fn is_root() -> bool {
+    // SAFETY: no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
+/// A temporary CCS dir with a mount point beside it.
+pub struct Ccs {
+    pub tmp: TempDir,
+    pub ccs: PathBuf,
+    pub mnt: PathBuf,
+}
+
+impl Ccs {
+    /// A CCS dir with `config.yaml` holding `config` (no file when `None`).
+    pub fn new(config: Option<&str>) -> Ccs {
+        let tmp = tempfile::Builder::new()
+            .prefix("ccsfs-test-")
+            .tempdir()
+            .expect("temp dir");
+        let ccs = tmp.path().join("ccs");
+        let mnt = tmp.path().join("mnt");
+        std::fs::create_dir_all(&ccs).unwrap();
+        std::fs::create_dir_all(&mnt).unwrap();
+        if let Some(text) = config {
+            std::fs::write(ccs.join("config.yaml"), text).unwrap();
+        }
+        Ccs { tmp, ccs, mnt }
+    }
+
+    /// Runs `ccsfs --ccs-dir <ccs> ARGS…`.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(bin())
+            .arg("--ccs-dir")
+            .arg(&self.ccs)
+            .args(args)
+            .output()
+            .expect("run ccsfs")
+    }
+
+    /// Mounts at `self.mnt` (daemonized) and returns a guard that unmounts on drop.
+    pub fn mount(&self) -> Mounted<'_> {
+        let out = self.cli(&["mount", self.mnt.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "mount failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Mounted { ccs: self }
+    }
+
+    /// `<mnt>/<profile>`
+    pub fn profile(&self, name: &str) -> PathBuf {
+        self.mnt.join(name)
+    }
+
+    /// `<ccs>/instances/<profile>`
+    pub fn instance(&self, name: &str) -> PathBuf {
+        self.ccs.join("instances").join(name)
+    }
+
+    /// `<ccs>/shared/context-groups/<group>/projects`
+    pub fn group_projects(&self, group: &str) -> PathBuf {
+        self.ccs
+            .join("shared/context-groups")
+            .join(group)
+            .join("projects")
+    }
+
+    /// `<ccs>/shared/context-groups/<group>/continuity/<dir>`
+    pub fn continuity(&self, group: &str, dir: &str) -> PathBuf {
+        self.ccs
+            .join("shared/context-groups")
+            .join(group)
+            .join("continuity")
+            .join(dir)
+    }
+
+    /// The daemon pid recorded for this mount (from `ccsfs status`).
+    pub fn daemon_pid(&self) -> Option<i32> {
+        let out = self.cli(&["status", self.mnt.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout);
+        let at = text.find("daemon pid ")? + "daemon pid ".len();
+        text[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()?
+            .parse()
+            .ok()
+    }
+}
+
+pub struct Mounted<'a> {
+    pub ccs: &'a Ccs,
+}
+
+impl Drop for Mounted<'_> {
+    fn drop(&mut self) {
+        let mnt = self.ccs.mnt.to_str().unwrap();
+        let out = self.ccs.cli(&["unmount", mnt]);
+        if !out.status.success() && is_mounted(&self.ccs.mnt) {
+            let _ = self.ccs.cli(&["unmount", "--lazy", mnt]);
+        }
+    }
+}
+
+/// Whether `path` is a mount point right now (per /proc/self/mountinfo).
+pub fn is_mounted(path: &Path) -> bool {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    table
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str()))
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
