@@ -23,19 +23,20 @@ if [ "$(id -u)" -ne 0 ]; then
   exit 0
 fi
 cargo build --release --quiet
-tmp=$(mktemp -d /tmp/ccsfs-pjd.XXXXXX)
+# Short paths: the socket cases bind() unix sockets, whose paths are limited to 108 bytes.
+tmp=$(mktemp -d /tmp/pjd.XXXX)
 chmod 755 "$tmp"
-ccs="$tmp/ccs" mnt="$tmp/mnt"
+ccs="$tmp/c" mnt="$tmp/m"
 mkdir -p "$mnt"
 bin=target/release/ccsfs
-"$bin" --ccs-dir "$ccs" profile add pjd --group conformance >/dev/null
+"$bin" --ccs-dir "$ccs" profile add p --group conformance >/dev/null
 cleanup() { "$bin" --ccs-dir "$ccs" unmount "$mnt" >/dev/null 2>&1 || true; rm -rf "$tmp"; }
 trap cleanup EXIT
 "$bin" --ccs-dir "$ccs" mount "$mnt" -o allow_other
 # The suite's other users must reach the profile dir; its instance is 0700 by default.
-chmod 755 "$ccs" "$ccs/instances" "$ccs/instances/pjd"
-echo "-- in the instance (private route): $mnt/pjd"
-scripts/pjdfstest.sh "$mnt/pjd"
-echo "-- in the group store (shared route): $mnt/pjd/projects"
+chmod 755 "$ccs" "$ccs/instances" "$ccs/instances/p"
+echo "-- in the instance (private route): $mnt/p"
+scripts/pjdfstest.sh "$mnt/p"
+echo "-- in the group store (shared route): $mnt/p/projects"
 chmod 755 "$ccs/shared" "$ccs/shared/context-groups" "$ccs/shared/context-groups/conformance" "$ccs/shared/context-groups/conformance/projects"
-scripts/pjdfstest.sh "$mnt/pjd/projects"
+scripts/pjdfstest.sh "$mnt/p/projects"

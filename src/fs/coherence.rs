@@ -1,17 +1,26 @@
 //! Coherence between profiles. One backing file in a group store is a separate kernel inode
 //! in each profile that sees it, so a change made through one profile must reach the
-//! others' caches. Attribute invalidation is sent at once (it only takes a spinlock in the
-//! kernel); page-cache and dentry invalidation go through a notifier thread, because they
-//! take page and directory locks that an in-flight request of ours may be holding.
+//! others' caches before the change is acknowledged.
+//!
+//! - Attribute invalidation is sent inline: in the kernel it only takes a spinlock.
+//! - Dentry and page-cache invalidation take directory and page locks that another request
+//!   of ours may hold while it waits for a worker thread; sending them inline could deadlock
+//!   (two profiles unlinking in the same shared dir would each wait for the other's dir
+//!   lock). They go to a notifier thread, and the operation waits for it for at most
+//!   `WAIT`: uncontended, the other profile sees the change at once; contended, the reply
+//!   goes out anyway and the invalidation lands moments later.
 
 use std::ffi::OsString;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::mpsc::{Receiver, Sender, SyncSender, channel, sync_channel};
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
 
 use fuser::{INodeNo, Notifier};
 use parking_lot::Mutex;
 
 use super::inodes::{InodeTable, Key, TreeId, View};
+
+const WAIT: Duration = Duration::from_millis(20);
 
 enum Job {
     Pages(u64),
@@ -22,7 +31,7 @@ pub struct Coherence {
     notifier: Arc<OnceLock<Notifier>>,
     /// For each backing tree, the views that can reach it.
     tree_views: Vec<Vec<View>>,
-    jobs: Mutex<Sender<Job>>,
+    jobs: Mutex<Sender<(Job, SyncSender<()>)>>,
 }
 
 impl Coherence {
@@ -64,17 +73,32 @@ impl Coherence {
             .collect()
     }
 
-    /// The file's data or attributes changed: drop the other views' cached attributes now and
-    /// (when `data`) their cached pages soon.
+    /// Hands jobs to the notifier thread and waits (bounded) until they are done.
+    fn run_jobs(&self, jobs: Vec<Job>) {
+        let waits: Vec<_> = jobs
+            .into_iter()
+            .filter_map(|job| {
+                let (done_tx, done_rx) = sync_channel(1);
+                self.jobs.lock().send((job, done_tx)).ok().map(|()| done_rx)
+            })
+            .collect();
+        for w in waits {
+            let _ = w.recv_timeout(WAIT);
+        }
+    }
+
+    /// The file's data or attributes changed: drop the other views' cached attributes (and,
+    /// when `data`, their cached pages).
     pub fn changed(&self, inodes: &InodeTable, tree: TreeId, key: Key, data: bool) {
         let Some(notifier) = self.notifier.get() else {
             return;
         };
-        for id in self.others(inodes, tree, key) {
+        let others = self.others(inodes, tree, key);
+        for &id in &others {
             let _ = notifier.inval_inode(INodeNo(id), -1, 0);
-            if data {
-                let _ = self.jobs.lock().send(Job::Pages(id));
-            }
+        }
+        if data && !others.is_empty() {
+            self.run_jobs(others.into_iter().map(Job::Pages).collect());
         }
     }
 
@@ -90,19 +114,29 @@ impl Coherence {
         let Some(notifier) = self.notifier.get() else {
             return;
         };
-        for id in self.others(inodes, tree, dir) {
+        let others = self.others(inodes, tree, dir);
+        for &id in &others {
             let _ = notifier.inval_inode(INodeNo(id), -1, 0);
-            let _ = self.jobs.lock().send(Job::Entry(id, name.to_os_string()));
+        }
+        if !others.is_empty() {
+            self.run_jobs(
+                others
+                    .into_iter()
+                    .map(|id| Job::Entry(id, name.to_os_string()))
+                    .collect(),
+            );
         }
     }
 }
 
-fn run(notifier: &OnceLock<Notifier>, jobs: &Receiver<Job>) {
-    while let Ok(job) = jobs.recv() {
-        let Some(n) = notifier.get() else { continue };
-        let _ = match job {
-            Job::Pages(id) => n.inval_inode(INodeNo(id), 0, 0),
-            Job::Entry(dir, name) => n.inval_entry(INodeNo(dir), &name),
-        };
+fn run(notifier: &OnceLock<Notifier>, jobs: &Receiver<(Job, SyncSender<()>)>) {
+    while let Ok((job, done)) = jobs.recv() {
+        if let Some(n) = notifier.get() {
+            let _ = match job {
+                Job::Pages(id) => n.inval_inode(INodeNo(id), 0, 0),
+                Job::Entry(dir, name) => n.inval_entry(INodeNo(dir), &name),
+            };
+        }
+        let _ = done.try_send(());
     }
 }

@@ -115,23 +115,56 @@ impl CcsFs {
         self.created(parent, name)
     }
 
-    /// A symlink may not lead out of its profile (see `routes::symlink_target_allowed`).
-    fn check_symlink_target(&self, parent: &Inode, target: &Path) -> SysResult<()> {
-        let (root, base) = &self.tree_roots[parent.tree as usize];
-        let here = sys::fd_path(parent.fd())?;
-        let below = here.strip_prefix(root).map_err(|_| Errno::EPERM)?;
+    /// Whether a symlink in the backing dir `dir` of `tree`, seen through `view`, may point at
+    /// `target` (see `routes::symlink_target_allowed`).
+    fn symlink_allowed_in(&self, tree: u32, view: u32, dir: &Path, target: &Path) -> bool {
+        let (root, base) = &self.tree_roots[tree as usize];
+        let Ok(below) = dir.strip_prefix(root) else {
+            return false;
+        };
         let depth = base + below.components().count();
-        let own = match parent.key.view {
+        let own = match view {
             0 => None,
             v => Some(
                 self.mount_abs
                     .join(&self.profiles[v as usize - 1].routes.profile.name),
             ),
         };
-        if symlink_target_allowed(target, depth, own.as_deref(), &self.forbidden_symlink_roots) {
+        symlink_target_allowed(target, depth, own.as_deref(), &self.forbidden_symlink_roots)
+    }
+
+    /// Refuses to create (or move) a symlink that would lead out of its profile.
+    fn check_symlink_target(&self, parent: &Inode, target: &Path) -> SysResult<()> {
+        let here = sys::fd_path(parent.fd())?;
+        if self.symlink_allowed_in(parent.tree, parent.key.view, &here, target) {
             Ok(())
         } else {
             log::warn!("refused symlink to {target:?}: it would lead out of the profile");
+            Err(Errno::EPERM)
+        }
+    }
+
+    /// readlink, with the containment rule applied again where the link is now and for the
+    /// profile reading it: a directory may have moved since the link was made, the link may
+    /// predate ccsfs, and an absolute link into "the own profile" means another profile when
+    /// read through a shared store.
+    pub(super) fn read_link(&self, inode: &Inode) -> SysResult<Vec<u8>> {
+        let target = sys::readlink_fd(inode.fd())?;
+        let here = sys::fd_path(inode.fd())?;
+        let dir = here.parent().unwrap_or(&here);
+        if self.symlink_allowed_in(
+            inode.tree,
+            inode.key.view,
+            dir,
+            Path::new(OsStr::from_bytes(&target)),
+        ) {
+            Ok(target)
+        } else {
+            log::warn!(
+                "refused to follow {} -> {:?}: it leads out of the profile",
+                here.display(),
+                OsStr::from_bytes(&target)
+            );
             Err(Errno::EPERM)
         }
     }
@@ -148,6 +181,10 @@ impl CcsFs {
         }
         if inode.tree != newparent.tree {
             return Err(Errno::EXDEV);
+        }
+        if inode.kind == libc::S_IFLNK {
+            let target = sys::readlink_fd(inode.fd())?;
+            self.check_symlink_target(newparent, Path::new(OsStr::from_bytes(&target)))?;
         }
         sys::link_fd_at(inode.fd(), newparent.fd(), &sys::cstr(newname)?)?;
         self.touched(inode, false);

@@ -4,7 +4,7 @@
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, IntoRawFd};
 
-use fuser::{Errno, FileAttr, Request};
+use fuser::{Errno, FileAttr, FopenFlags, Request};
 
 use super::CcsFs;
 use super::inodes::{Inode, Role};
@@ -25,7 +25,7 @@ impl CcsFs {
         name: &OsStr,
         mode: u32,
         flags: i32,
-    ) -> SysResult<(FileAttr, u64)> {
+    ) -> SysResult<(FileAttr, u64, FopenFlags)> {
         self.guard(parent, name, Change::Create)?;
         let flags = (flags & !STRIPPED_OPEN_FLAGS) | (flags & libc::O_EXCL);
         let file = {
@@ -34,14 +34,25 @@ impl CcsFs {
         };
         let path_fd = sys::reopen(file.as_fd(), libc::O_PATH)?;
         let (_, attr) = self.remember(path_fd, parent.key.view, parent.tree, Role::Plain)?;
-        Ok((attr, file.into_raw_fd() as u64))
+        Ok((attr, file.into_raw_fd() as u64, self.open_flags(parent)))
     }
 
-    pub(super) fn open_file(&self, inode: &Inode, flags: i32) -> SysResult<u64> {
+    /// Files in a group store bypass the page cache: each profile is its own kernel inode, so
+    /// a cached page could hide another profile's append, and a buffered write can be split
+    /// at a page boundary, letting another profile's append land between the halves.
+    fn open_flags(&self, inode: &Inode) -> FopenFlags {
+        if self.store_trees[inode.tree as usize] {
+            FopenFlags::FOPEN_DIRECT_IO
+        } else {
+            FopenFlags::empty()
+        }
+    }
+
+    pub(super) fn open_file(&self, inode: &Inode, flags: i32) -> SysResult<(u64, FopenFlags)> {
         if inode.is_dir() {
             return Err(Errno::EISDIR);
         }
         let fd = sys::reopen(inode.fd(), flags & !STRIPPED_OPEN_FLAGS)?;
-        Ok(fd.into_raw_fd() as u64)
+        Ok((fd.into_raw_fd() as u64, self.open_flags(inode)))
     }
 }

@@ -57,6 +57,8 @@ pub struct CcsFs {
     forbidden_symlink_roots: Vec<PathBuf>,
     /// The mount point, absolute: symlinks into the profile's own part of it are fine.
     mount_abs: PathBuf,
+    /// Per backing tree: is it a group store (shared, possibly with other daemons too)?
+    store_trees: Vec<bool>,
     coherence: Coherence,
 }
 
@@ -101,6 +103,12 @@ impl CcsFs {
         }
         let mut tree_views = vec![Vec::new(); trees.len()];
         tree_views[0].push(0);
+        let mut store_trees = vec![false; trees.len()];
+        for v in &views {
+            for &t in &v.route_trees {
+                store_trees[t as usize] = true;
+            }
+        }
         for (i, v) in views.iter().enumerate() {
             for &t in std::iter::once(&v.instance_tree).chain(&v.route_trees) {
                 tree_views[t as usize].push(i as u32 + 1);
@@ -131,6 +139,7 @@ impl CcsFs {
             tree_roots: trees,
             forbidden_symlink_roots: vec![instances, mount_abs.clone()],
             mount_abs,
+            store_trees,
             coherence: Coherence::new(tree_views),
         })
     }
@@ -228,7 +237,7 @@ impl Filesystem for CcsFs {
             InitFlags::FUSE_READDIRPLUS_AUTO,
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
-            InitFlags::FUSE_CACHE_SYMLINKS,
+            InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
         ] {
             if config.add_capabilities(flag).is_err() {
                 log::debug!("kernel lacks {flag:?}");
@@ -289,7 +298,7 @@ impl Filesystem for CcsFs {
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
-        match self.inode(ino).and_then(|i| sys::readlink_fd(i.fd())) {
+        match self.inode(ino).and_then(|i| self.read_link(&i)) {
             Ok(t) => reply.data(&t),
             Err(e) => reply.error(e),
         }
@@ -390,7 +399,7 @@ impl Filesystem for CcsFs {
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         match self.inode(ino).and_then(|i| self.open_file(&i, flags.0)) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+            Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
             Err(e) => reply.error(e),
         }
     }
@@ -426,10 +435,10 @@ impl Filesystem for CcsFs {
     ) {
         match sys::pwrite(fh.0 as i32, data, offset) {
             Ok(n) => {
-                reply.written(n as u32);
                 if let Ok(i) = self.inode(ino) {
                     self.touched(&i, true);
                 }
+                reply.written(n as u32);
             }
             Err(e) => reply.error(e),
         }
@@ -616,13 +625,9 @@ impl Filesystem for CcsFs {
             .inode(parent)
             .and_then(|p| self.create_file(req, &p, name, mode & !umask, flags))
         {
-            Ok((attr, fh)) => reply.created(
-                &TTL,
-                &attr,
-                Generation(0),
-                FileHandle(fh),
-                FopenFlags::empty(),
-            ),
+            Ok((attr, fh, flags)) => {
+                reply.created(&TTL, &attr, Generation(0), FileHandle(fh), flags)
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -674,10 +679,10 @@ impl Filesystem for CcsFs {
     ) {
         match sys::copy_file_range(fh_in.0 as i32, offset_in, fh_out.0 as i32, offset_out, len) {
             Ok(n) => {
-                reply.written(n as u32);
                 if let Ok(i) = self.inode(ino_out) {
                     self.touched(&i, true);
                 }
+                reply.written(n as u32);
             }
             Err(e) => reply.error(e),
         }
