@@ -13,9 +13,11 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{Ccs, THREE_PROFILES, bin, is_mounted, is_root, stderr, stdout};
+use common::{
+    Ccs, THREE_PROFILES, bin, is_mounted, is_root, process_gone, stderr, stdout, wait_until,
+};
 use serde_yaml::Value;
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
@@ -109,36 +111,6 @@ fn fs_type(path: &Path) -> Result<i64, i32> {
         Ok(f_type)
     } else {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
-
-/// Exited: `kill(pid, 0)` fails, or a zombie (not yet reaped by init) with no threads left.
-fn process_gone(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks existence.
-    if unsafe { libc::kill(pid, 0) } != 0 {
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
-    zombie && threads <= 1
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
     }
 }
 
@@ -726,4 +698,23 @@ fn profile_add_and_remove_refuse_a_malformed_config_without_touching_it() {
     assert_refused(&ccs.cli(&["profile", "remove", "work"]), &["line 3"]);
     assert_eq!(config_text(&ccs), bad.as_bytes());
     assert_refused(&ccs.cli(&["profile", "list"]), &["line 3"]);
+}
+
+#[test]
+fn argument_errors_are_one_line_too() {
+    let ccs = Ccs::new(None);
+    for args in [
+        &["mount", "--bogus"][..],
+        &["profile", "add"][..],
+        &["mount", "-o"][..],
+    ] {
+        let out = ccs.cli(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = stderr(&out);
+        assert_eq!(err.lines().count(), 1, "{args:?} printed: {err}");
+        assert!(
+            err.starts_with("ccsfs: ") && err.contains("ccsfs --help"),
+            "{err}"
+        );
+    }
 }

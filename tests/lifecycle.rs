@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Ccs, THREE_PROFILES, bin, is_mounted, stderr, stdout};
+use common::{Ccs, THREE_PROFILES, bin, is_mounted, process_gone, stderr, stdout, wait_until};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -56,38 +56,6 @@ fn names(dir: &Path) -> BTreeSet<String> {
 
 fn set(items: &[&str]) -> BTreeSet<String> {
     items.iter().map(|s| s.to_string()).collect()
-}
-
-/// The process has exited: `kill(pid, 0)` fails, or it is a zombie waiting for init to reap it
-/// (the daemon is re-parented to init, which may reap it late; it has exited all the same). A
-/// zombie leader whose other threads still run (and may hold the FUSE fd) does not count.
-fn process_gone(pid: i32) -> bool {
-    // SAFETY: signal 0 only checks existence.
-    if unsafe { libc::kill(pid, 0) } != 0 {
-        return std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH);
-    }
-    let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .ok()
-        .and_then(|s| {
-            s.rsplit_once(')')
-                .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-        })
-        .unwrap_or(false);
-    let threads = std::fs::read_dir(format!("/proc/{pid}/task")).map_or(0, |d| d.count());
-    zombie && threads <= 1
-}
-
-fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if cond() {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 fn signal(pid: i32, sig: i32) {

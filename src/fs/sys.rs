@@ -321,56 +321,42 @@ pub fn access_path(fd: BorrowedFd, mask: i32) -> SysResult<()> {
     check(unsafe { libc::faccessat(libc::AT_FDCWD, p.as_ptr(), mask, 0) }).map(drop)
 }
 
-/// xattr calls on the file behind an O_PATH fd; `buf` empty asks for the size.
-pub fn getxattr(fd: BorrowedFd, name: &CStr, size: usize) -> SysResult<Vec<u8>> {
-    let p = proc_path(fd.as_raw_fd());
+/// Runs a get/list-xattr style call with a buffer of `size` bytes (a null buffer when 0, which
+/// asks for the length) and returns the bytes it filled (or `n` zeros for a length query).
+fn xattr_buffer(
+    size: usize,
+    call: impl FnOnce(*mut libc::c_void, usize) -> isize,
+) -> SysResult<Vec<u8>> {
     let mut buf = vec![0u8; size];
-    // SAFETY: the buffer is valid for `size` bytes (null pointer when 0 asks for the length).
-    let n = unsafe {
-        libc::getxattr(
-            p.as_ptr(),
-            name.as_ptr(),
-            if size == 0 {
-                std::ptr::null_mut()
-            } else {
-                buf.as_mut_ptr().cast()
-            },
-            size,
-        )
+    let ptr = if size == 0 {
+        std::ptr::null_mut()
+    } else {
+        buf.as_mut_ptr().cast()
     };
+    let n = call(ptr, size);
     if n < 0 {
         return Err(errno());
     }
-    if size == 0 {
-        return Ok(vec![0; n as usize]);
-    }
-    buf.truncate(n as usize);
+    buf.resize(n as usize, 0);
     Ok(buf)
 }
 
+/// getxattr on the file behind an O_PATH fd; `size` 0 asks for the value's length.
+pub fn getxattr(fd: BorrowedFd, name: &CStr, size: usize) -> SysResult<Vec<u8>> {
+    let p = proc_path(fd.as_raw_fd());
+    // SAFETY: the buffer handed in is valid for `size` bytes (or null with size 0).
+    xattr_buffer(size, |buf, size| unsafe {
+        libc::getxattr(p.as_ptr(), name.as_ptr(), buf, size)
+    })
+}
+
+/// listxattr on the file behind an O_PATH fd; `size` 0 asks for the list's length.
 pub fn listxattr(fd: BorrowedFd, size: usize) -> SysResult<Vec<u8>> {
     let p = proc_path(fd.as_raw_fd());
-    let mut buf = vec![0u8; size];
     // SAFETY: as in getxattr.
-    let n = unsafe {
-        libc::listxattr(
-            p.as_ptr(),
-            if size == 0 {
-                std::ptr::null_mut()
-            } else {
-                buf.as_mut_ptr().cast()
-            },
-            size,
-        )
-    };
-    if n < 0 {
-        return Err(errno());
-    }
-    if size == 0 {
-        return Ok(vec![0; n as usize]);
-    }
-    buf.truncate(n as usize);
-    Ok(buf)
+    xattr_buffer(size, |buf, size| unsafe {
+        libc::listxattr(p.as_ptr(), buf.cast(), size)
+    })
 }
 
 pub fn setxattr(fd: BorrowedFd, name: &CStr, value: &[u8], flags: i32) -> SysResult<()> {

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""A loopback mock of the Anthropic Messages API, enough for the `claude` CLI to run offline.
+
+POST /v1/messages answers (streamed as server-sent events when asked) with one text block that
+says how much history it received: "mock reply: user turns=N", where N counts the user turns
+with text in the request. A resumed session therefore proves that its history arrived.
+count_tokens and every other endpoint answer with small JSON. Each request is appended as one
+JSON line to the log file given by --log (for the tests to inspect).
+
+Usage: mock-anthropic.py --port-file FILE [--log FILE]   (binds 127.0.0.1 on a free port)
+"""
+import argparse
+import json
+import threading
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+LOCK = threading.Lock()
+
+
+def user_turns(body):
+    n = 0
+    for m in body.get("messages", []):
+        if m.get("role") != "user":
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            n += 1
+        elif isinstance(c, list) and any(b.get("type") == "text" for b in c if isinstance(b, dict)):
+            if not all(b.get("type") == "tool_result" for b in c if isinstance(b, dict)):
+                n += 1
+    return n
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    log_path = None
+
+    def log_message(self, *args):
+        pass
+
+    def send_json(self, obj, status=200):
+        data = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def do_GET(self):
+        self.send_json({})
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("content-length", "0")
+        self.end_headers()
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            body = {}
+        path = self.path.split("?")[0]
+        if self.log_path:
+            with LOCK, open(self.log_path, "a") as f:
+                f.write(json.dumps({"path": path, "user_turns": user_turns(body),
+                                    "model": body.get("model"), "stream": body.get("stream")}) + "\n")
+        if path.endswith("/count_tokens"):
+            return self.send_json({"input_tokens": 1})
+        if not path.endswith("/v1/messages"):
+            return self.send_json({})
+        text = "mock reply: user turns=%d" % user_turns(body)
+        msg_id = "msg_" + uuid.uuid4().hex[:24]
+        model = body.get("model") or "claude-mock"
+        usage = {"input_tokens": 10, "output_tokens": 5,
+                 "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        if not body.get("stream"):
+            return self.send_json({"id": msg_id, "type": "message", "role": "assistant", "model": model,
+                                   "content": [{"type": "text", "text": text}],
+                                   "stop_reason": "end_turn", "stop_sequence": None, "usage": usage})
+        events = [
+            ("message_start", {"type": "message_start", "message": {
+                "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
+                "stop_reason": None, "stop_sequence": None, "usage": usage}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                     "delta": {"type": "text_delta", "text": text}}),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta",
+                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": 5}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        payload = "".join("event: %s\ndata: %s\n\n" % (name, json.dumps(data)) for name, data in events).encode()
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream")
+        self.send_header("cache-control", "no-cache")
+        self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--port-file", required=True)
+    ap.add_argument("--log")
+    args = ap.parse_args()
+    Handler.log_path = args.log
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    with open(args.port_file, "w") as f:
+        f.write(str(server.server_address[1]))
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
