@@ -8,7 +8,9 @@ use clap::{Parser, Subcommand};
 
 use ccsfs::config;
 use ccsfs::layout::{Layout, find_ccs_dir};
+use ccsfs::locks::LockConfig;
 use ccsfs::mount::{self, MountOptions};
+use std::time::Duration;
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +40,13 @@ enum Cmd {
         /// FUSE worker threads
         #[arg(long, default_value_t = 4, hide = true)]
         threads: usize,
+        /// A transcript's writer loses it to the next writer after this many seconds with no
+        /// open handle and no write (default: only when the writer exits)
+        #[arg(long, value_name = "SECS")]
+        lock_idle: Option<u64>,
+        /// How long a lock file vouches for its owner without renewal (renewed every third)
+        #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+        lock_lease: u64,
     },
     /// Unmount (also when the daemon has died)
     Unmount {
@@ -46,8 +55,23 @@ enum Cmd {
         #[arg(short = 'z', long)]
         lazy: bool,
     },
-    /// Show the mount, the daemon and each profile's routes
-    Status { mount_point: Option<PathBuf> },
+    /// Show the mount, the daemon, each profile's routes and the held transcript locks
+    Status {
+        mount_point: Option<PathBuf>,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove the single-writer lock on a shared transcript (PATH through the mount or in the store)
+    Unlock {
+        path: PathBuf,
+        /// Take the lock away even though its owner is still running
+        #[arg(long)]
+        force: bool,
+        /// The mount PATH is under (default: <ccs-dir>/mnt)
+        #[arg(long, value_name = "DIR")]
+        mount_point: Option<PathBuf>,
+    },
     /// Manage profiles in <ccs-dir>/config.yaml
     Profile {
         #[command(subcommand)]
@@ -119,6 +143,8 @@ fn run(cli: Cli) -> Result<(), String> {
             foreground,
             options,
             threads,
+            lock_idle,
+            lock_lease,
         } => {
             let mut allow_other = false;
             for o in options {
@@ -156,6 +182,10 @@ fn run(cli: Cli) -> Result<(), String> {
                     foreground,
                     allow_other,
                     threads,
+                    locks: LockConfig {
+                        idle_limit: lock_idle.map(Duration::from_secs),
+                        lease: Duration::from_secs(lock_lease.max(1)),
+                    },
                 },
             )
         }
@@ -163,10 +193,43 @@ fn run(cli: Cli) -> Result<(), String> {
             let mp = mount_point.unwrap_or_else(|| layout.default_mount_point());
             mount::unmount(&layout, &mp, lazy)
         }
-        Cmd::Status { mount_point } => {
-            let mp = mount_point.unwrap_or_else(|| layout.default_mount_point());
+        Cmd::Status { mount_point, json } => {
+            let mp = mount_point.map_or_else(
+                || layout.default_mount_point(),
+                |p| mount::absolute_mount_point(&p),
+            );
             let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
-            print!("{}", ccsfs::status::render(&layout, &profiles, &mp));
+            let st = ccsfs::status::collect(&layout, &profiles, &mp);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&st).map_err(|e| e.to_string())?
+                );
+            } else {
+                print!("{}", ccsfs::status::render(&st));
+            }
+            Ok(())
+        }
+        Cmd::Unlock {
+            path,
+            force,
+            mount_point,
+        } => {
+            // The mount the path is under: the one given, else any this CCS dir has used.
+            let abs = std::path::absolute(&path).unwrap_or(path.clone());
+            let mp = mount_point.unwrap_or_else(|| {
+                let mut known = mount::recorded_mount_points(&layout);
+                known.push(layout.default_mount_point());
+                known
+                    .into_iter()
+                    .find(|m| abs.starts_with(m))
+                    .unwrap_or_else(|| layout.default_mount_point())
+            });
+            let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
+            println!(
+                "{}",
+                ccsfs::locks::unlock::unlock(&layout, &profiles, &mp, &path, force)?
+            );
             Ok(())
         }
         Cmd::Profile { cmd } => profile(&layout, cmd),

@@ -27,6 +27,7 @@ pub struct MountOptions {
     pub foreground: bool,
     pub allow_other: bool,
     pub threads: usize,
+    pub locks: crate::locks::LockConfig,
 }
 
 /// What `/proc/self/mountinfo` says about a path.
@@ -292,7 +293,7 @@ fn serve_inner(
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0) };
     let signals = block_signals();
-    let fs = CcsFs::new(layout, profiles, &opts.mount_point)
+    let fs = CcsFs::new(layout, profiles, &opts.mount_point, opts.locks)
         .map_err(|e| format!("cannot prepare {}: {e}", layout.ccs_dir.display()))?;
     let mut config = Config::default();
     config.acl = if opts.allow_other {
@@ -393,6 +394,21 @@ fn write_run_file(path: &Path, mount_point: &Path) {
     if let Err(e) = written {
         log::warn!("cannot write {}: {e}", path.display());
     }
+}
+
+/// The mount points that daemons of this CCS dir have recorded (mounted or not).
+pub fn recorded_mount_points(layout: &Layout) -> Vec<PathBuf> {
+    let Ok(dir) = std::fs::read_dir(layout.ccs_dir.join("run")) else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+        .filter_map(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("mount_point="))
+                .map(PathBuf::from)
+        })
+        .collect()
 }
 
 /// The daemon pid recorded for a mount point, if its run file exists.

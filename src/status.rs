@@ -6,6 +6,7 @@ use std::path::Path;
 
 use crate::config::{ContinuityMode, Profile};
 use crate::layout::Layout;
+use crate::locks::unlock::LockInfo;
 use crate::mount::{self, MountState};
 use crate::routes::ProfileRoutes;
 
@@ -52,27 +53,85 @@ pub fn describe(p: &Profile) -> String {
     }
 }
 
-pub fn render(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> String {
+/// Everything `status` reports, as data (rendered as text, or as JSON with `--json`).
+#[derive(serde::Serialize)]
+pub struct Status {
+    pub mount_point: String,
+    /// `not mounted`, `mounted`, `dead` (mounted, daemon gone) or `foreign` (another fs).
+    pub state: &'static str,
+    pub daemon_pid: Option<i32>,
+    pub ccs_dir: String,
+    pub passthrough: bool,
+    pub profiles: Vec<ProfileStatus>,
+    pub locks: Vec<LockInfo>,
+}
+
+#[derive(serde::Serialize)]
+pub struct ProfileStatus {
+    pub name: String,
+    pub mode: String,
+    pub instance: String,
+    /// (routed name, store dir)
+    pub routes: Vec<(String, String)>,
+    /// Instance entries hidden by a route.
+    pub notes: Vec<String>,
+}
+
+pub fn collect(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> Status {
+    let pid = mount::daemon_pid(layout, mount_point).filter(|&p| crate::procs::pid_alive(p));
+    let state = match mount::mount_state(mount_point) {
+        MountState::NotMounted => "not mounted",
+        MountState::Mounted(t) if !t.starts_with("fuse") => "foreign",
+        MountState::Mounted(_) if pid.is_some() => "mounted",
+        MountState::Mounted(_) => "dead",
+    };
+    let shown = profiles
+        .iter()
+        .map(|p| {
+            let routes = ProfileRoutes::new(layout, p);
+            ProfileStatus {
+                name: p.name.clone(),
+                mode: describe(p),
+                instance: routes.instance.display().to_string(),
+                routes: routes
+                    .routes
+                    .iter()
+                    .map(|r| (r.name.to_string(), r.target.display().to_string()))
+                    .collect(),
+                notes: hidden_entries(&routes),
+            }
+        })
+        .collect();
+    Status {
+        mount_point: mount_point.display().to_string(),
+        state,
+        daemon_pid: if state == "mounted" { pid } else { None },
+        ccs_dir: layout.ccs_dir.display().to_string(),
+        passthrough: false,
+        profiles: shown,
+        locks: crate::locks::unlock::list(layout, profiles),
+    }
+}
+
+pub fn render(st: &Status) -> String {
     let mut s = String::new();
-    let mp = mount_point.display();
-    let state = mount::mount_state(mount_point);
-    let pid = mount::daemon_pid(layout, mount_point);
-    let line = match (&state, pid) {
-        (MountState::NotMounted, _) => format!("mount point: {mp} (not mounted)"),
-        (MountState::Mounted(t), _) if !t.starts_with("fuse") => {
-            format!("mount point: {mp} (a {t} mount, not ccsfs)")
-        }
-        (MountState::Mounted(_), Some(p)) if crate::procs::pid_alive(p) => {
-            format!("mount point: {mp} (mounted, daemon pid {p})")
-        }
-        (MountState::Mounted(_), _) => {
+    let mp = &st.mount_point;
+    let line = match (st.state, st.daemon_pid) {
+        ("mounted", Some(p)) => format!("mount point: {mp} (mounted, daemon pid {p})"),
+        ("dead", _) => {
             format!("mount point: {mp} (mounted, daemon not running: run `ccsfs unmount {mp}`)")
         }
+        ("foreign", _) => format!("mount point: {mp} (another filesystem, not ccsfs)"),
+        _ => format!("mount point: {mp} (not mounted)"),
     };
     let _ = writeln!(s, "{line}");
-    let _ = writeln!(s, "ccs dir:     {}", layout.ccs_dir.display());
-    let _ = writeln!(s, "passthrough: off");
-    if profiles.is_empty() {
+    let _ = writeln!(s, "ccs dir:     {}", st.ccs_dir);
+    let _ = writeln!(
+        s,
+        "passthrough: {}",
+        if st.passthrough { "on" } else { "off" }
+    );
+    if st.profiles.is_empty() {
         let _ = writeln!(
             s,
             "profiles:    none (add one with `ccsfs profile add <name>`)"
@@ -80,16 +139,32 @@ pub fn render(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> Stri
     } else {
         let _ = writeln!(s, "profiles:");
     }
-    for p in profiles {
-        let routes = ProfileRoutes::new(layout, p);
-        let _ = writeln!(s, "  {} ({})", p.name, describe(p));
-        let _ = writeln!(s, "    everything else -> {}", routes.instance.display());
-        for r in &routes.routes {
-            let _ = writeln!(s, "    {:<15} -> {}", r.name, r.target.display());
+    for p in &st.profiles {
+        let _ = writeln!(s, "  {} ({})", p.name, p.mode);
+        let _ = writeln!(s, "    everything else -> {}", p.instance);
+        for (name, target) in &p.routes {
+            let _ = writeln!(s, "    {name:<15} -> {target}");
         }
-        for h in hidden_entries(&routes) {
-            let _ = writeln!(s, "    note: {h}");
+        for n in &p.notes {
+            let _ = writeln!(s, "    note: {n}");
         }
+    }
+    if st.locks.is_empty() {
+        let _ = writeln!(s, "locks:       none");
+    } else {
+        let _ = writeln!(s, "locks:");
+    }
+    for l in &st.locks {
+        let state = if l.live {
+            ""
+        } else {
+            " (owner gone: the next writer takes over)"
+        };
+        let _ = writeln!(
+            s,
+            "  {}/{}  profile {}, pid {} on {}, {}s{state}",
+            l.group, l.file, l.profile, l.pid, l.host, l.age_secs
+        );
     }
     s
 }

@@ -37,9 +37,17 @@ impl CcsFs {
         self.lookup_child(parent, name).map(|(_, a)| a)
     }
 
-    pub(super) fn set_attr(&self, inode: &Inode, c: &AttrChanges) -> SysResult<FileAttr> {
+    pub(super) fn set_attr(
+        &self,
+        req: &Request,
+        inode: &Inode,
+        c: &AttrChanges,
+    ) -> SysResult<FileAttr> {
         if inode.role == Role::MountRoot {
             return Err(Errno::EPERM);
+        }
+        if c.size.is_some() {
+            self.check_truncate(req, inode, c.fh)?;
         }
         let fd = inode.fd();
         if let Some(mode) = c.mode {
@@ -194,12 +202,23 @@ impl CcsFs {
         Ok(attr)
     }
 
-    pub(super) fn remove(&self, parent: &Inode, name: &OsStr, dir: bool) -> SysResult<()> {
+    pub(super) fn remove(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+        dir: bool,
+    ) -> SysResult<()> {
         self.guard(
             parent,
             name,
             if dir { Change::Rmdir } else { Change::Unlink },
         )?;
+        let transcript = if dir {
+            None
+        } else {
+            self.check_change(req, parent, name)?
+        };
         let child = self.shared_child(parent, name);
         sys::unlinkat(
             parent.fd(),
@@ -208,11 +227,15 @@ impl CcsFs {
         )?;
         self.touched_key(parent, child);
         self.touched_entry(parent, name);
+        if let Some((dev, ino)) = transcript {
+            self.locks.forget_file(dev, ino);
+        }
         Ok(())
     }
 
     pub(super) fn rename_entry(
         &self,
+        req: &Request,
         parent: &Inode,
         name: &OsStr,
         newparent: &Inode,
@@ -231,8 +254,14 @@ impl CcsFs {
                 self.check_moved_symlink(newparent, &new, parent)?;
             }
         }
+        let moved = self.check_change(req, parent, name)?;
+        let over = self.check_change(req, newparent, newname)?;
         let replaced = self.shared_child(newparent, newname);
         sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags)?;
+        // A moved or replaced transcript's lock goes with its old name.
+        for (dev, ino) in moved.into_iter().chain(over) {
+            self.locks.forget_file(dev, ino);
+        }
         self.touched_key(newparent, replaced);
         self.touched_entry(parent, name);
         self.touched_entry(newparent, newname);

@@ -32,27 +32,41 @@ impl CcsFs {
             let _c = self.creds(req);
             sys::openat_create(parent.fd(), &sys::cstr(name)?, flags, mode)?
         };
+        let claimed = self.claim_created(req, parent, name)?;
         let path_fd = sys::reopen(file.as_fd(), libc::O_PATH)?;
         let (_, attr) = self.remember(path_fd, parent.key.view, parent.tree, Role::Plain)?;
-        Ok((attr, file.into_raw_fd() as u64, self.open_flags(parent)))
+        let fh = file.into_raw_fd() as u64;
+        if let Some((dev, ino)) = claimed {
+            self.locks.opened(fh, dev, ino);
+        }
+        Ok((attr, fh, self.open_flags(parent)))
     }
 
     /// Files in a group store bypass the page cache: each profile is its own kernel inode, so
     /// a cached page could hide another profile's append, and a buffered write can be split
     /// at a page boundary, letting another profile's append land between the halves.
     fn open_flags(&self, inode: &Inode) -> FopenFlags {
-        if self.store_trees[inode.tree as usize] {
+        if self.tree_groups[inode.tree as usize].is_some() {
             FopenFlags::FOPEN_DIRECT_IO
         } else {
             FopenFlags::empty()
         }
     }
 
-    pub(super) fn open_file(&self, inode: &Inode, flags: i32) -> SysResult<(u64, FopenFlags)> {
+    pub(super) fn open_file(
+        &self,
+        req: &Request,
+        inode: &Inode,
+        flags: i32,
+    ) -> SysResult<(u64, FopenFlags)> {
         if inode.is_dir() {
             return Err(Errno::EISDIR);
         }
-        let fd = sys::reopen(inode.fd(), flags & !STRIPPED_OPEN_FLAGS)?;
-        Ok((fd.into_raw_fd() as u64, self.open_flags(inode)))
+        let claimed = self.claim_for_open(req, inode, flags)?;
+        let fh = sys::reopen(inode.fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64;
+        if let Some((dev, ino)) = claimed {
+            self.locks.opened(fh, dev, ino);
+        }
+        Ok((fh, self.open_flags(inode)))
     }
 }

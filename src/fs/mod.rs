@@ -9,6 +9,7 @@ mod files;
 mod inodes;
 mod lookup;
 pub(crate) mod sys;
+mod transcripts;
 mod xattrs;
 
 use std::ffi::OsStr;
@@ -27,6 +28,7 @@ use fuser::{
 
 use crate::config::Profile;
 use crate::layout::Layout;
+use crate::locks::{LockConfig, LockManager};
 use crate::routes::ProfileRoutes;
 
 pub use attr::TTL;
@@ -35,6 +37,7 @@ use dirs::DirHandles;
 use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
 use sys::SysResult;
 pub use sys::raise_nofile_limit;
+use transcripts::StoreTree;
 
 /// One profile as the filesystem serves it: its routes and the backing trees they land in.
 pub struct ProfileView {
@@ -57,8 +60,9 @@ pub struct CcsFs {
     forbidden_symlink_roots: Vec<PathBuf>,
     /// The mount point, absolute: symlinks into the profile's own part of it are fine.
     mount_abs: PathBuf,
-    /// Per backing tree: is it a group store (shared, possibly with other daemons too)?
-    store_trees: Vec<bool>,
+    /// Per backing tree: the group store it belongs to (None for instances).
+    tree_groups: Vec<Option<StoreTree>>,
+    locks: Arc<LockManager>,
     coherence: Coherence,
 }
 
@@ -71,7 +75,12 @@ fn mkdir_private(path: &Path) -> io::Result<()> {
 
 impl CcsFs {
     /// Builds the filesystem for `profiles`, creating missing instance dirs (0700).
-    pub fn new(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> io::Result<CcsFs> {
+    pub fn new(
+        layout: &Layout,
+        profiles: &[Profile],
+        mount_point: &Path,
+        locks: LockConfig,
+    ) -> io::Result<CcsFs> {
         let instances = layout.instances_dir();
         mkdir_private(&instances)?;
         let mut trees: Vec<(PathBuf, usize)> = vec![(instances.canonicalize()?, 0)];
@@ -103,10 +112,23 @@ impl CcsFs {
         }
         let mut tree_views = vec![Vec::new(); trees.len()];
         tree_views[0].push(0);
-        let mut store_trees = vec![false; trees.len()];
-        for v in &views {
-            for &t in &v.route_trees {
-                store_trees[t as usize] = true;
+        let mut tree_groups: Vec<Option<StoreTree>> = (0..trees.len()).map(|_| None).collect();
+        for (v, p) in views.iter().zip(profiles) {
+            let Some(group) = p.group.as_deref() else {
+                continue;
+            };
+            let group_dir = layout.group_dir(group);
+            let group_dir = group_dir.canonicalize().unwrap_or(group_dir);
+            for (r, &t) in v.routes.routes.iter().zip(&v.route_trees) {
+                let target = r.target.canonicalize().unwrap_or_else(|_| r.target.clone());
+                let prefix = target
+                    .strip_prefix(&group_dir)
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|_| r.name.into());
+                tree_groups[t as usize] = Some(StoreTree {
+                    group_dir: group_dir.clone(),
+                    prefix,
+                });
             }
         }
         for (i, v) in views.iter().enumerate() {
@@ -139,7 +161,8 @@ impl CcsFs {
             tree_roots: trees,
             forbidden_symlink_roots: vec![instances, mount_abs.clone()],
             mount_abs,
-            store_trees,
+            tree_groups,
+            locks: LockManager::start(locks),
             coherence: Coherence::new(tree_views),
         })
     }
@@ -231,6 +254,10 @@ fn reply_xattr(reply: ReplyXattr, size: u32, r: SysResult<Vec<u8>>) {
 }
 
 impl Filesystem for CcsFs {
+    fn destroy(&mut self) {
+        self.locks.release_all();
+    }
+
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
         for flag in [
             InitFlags::FUSE_DO_READDIRPLUS,
@@ -266,7 +293,7 @@ impl Filesystem for CcsFs {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -293,7 +320,8 @@ impl Filesystem for CcsFs {
         };
         reply_attr(
             reply,
-            self.inode(ino).and_then(|i| self.set_attr(&i, &changes)),
+            self.inode(ino)
+                .and_then(|i| self.set_attr(req, &i, &changes)),
         );
     }
 
@@ -335,18 +363,19 @@ impl Filesystem for CcsFs {
         reply_entry(reply, r);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         reply_empty(
             reply,
             self.inode(parent)
-                .and_then(|p| self.remove(&p, name, false)),
+                .and_then(|p| self.remove(req, &p, name, false)),
         );
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         reply_empty(
             reply,
-            self.inode(parent).and_then(|p| self.remove(&p, name, true)),
+            self.inode(parent)
+                .and_then(|p| self.remove(req, &p, name, true)),
         );
     }
 
@@ -367,7 +396,7 @@ impl Filesystem for CcsFs {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -378,7 +407,7 @@ impl Filesystem for CcsFs {
         let r = self
             .inode(parent)
             .and_then(|p| Ok((p, self.inode(newparent)?)))
-            .and_then(|(p, np)| self.rename_entry(&p, name, &np, newname, flags.bits()));
+            .and_then(|(p, np)| self.rename_entry(req, &p, name, &np, newname, flags.bits()));
         reply_empty(reply, r);
     }
 
@@ -397,8 +426,11 @@ impl Filesystem for CcsFs {
         reply_entry(reply, r);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.inode(ino).and_then(|i| self.open_file(&i, flags.0)) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        match self
+            .inode(ino)
+            .and_then(|i| self.open_file(req, &i, flags.0))
+        {
             Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
             Err(e) => reply.error(e),
         }
@@ -467,6 +499,7 @@ impl Filesystem for CcsFs {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.locks.released(fh.0);
         sys::close(fh.0 as i32);
         reply.ok();
     }

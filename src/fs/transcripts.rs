@@ -1,0 +1,253 @@
+//! Where the single-writer rule meets the filesystem: which files are shared transcripts
+//! (`*.jsonl` in a group store), who is asking (the calling thread's process), and what open,
+//! create, unlink, rename and truncate must check. The rule itself is `crate::locks`.
+
+use std::ffi::OsStr;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use fuser::{Errno, Request};
+
+use super::CcsFs;
+use super::inodes::Inode;
+use super::sys::{self, SysResult};
+use crate::locks::{self, Grant, Requester, Target};
+use crate::procs;
+
+/// A group-store tree: its group dir and where the tree sits in it (`projects`,
+/// `continuity/todos`, …), so that lock names are the same for every profile and daemon.
+pub struct StoreTree {
+    pub group_dir: PathBuf,
+    pub prefix: PathBuf,
+}
+
+/// A transcript about to be written or changed, resolved once per operation.
+pub(super) struct Transcript {
+    group: usize,
+    path: String,
+    dev: u64,
+    ino: u64,
+    since_write: Duration,
+}
+
+fn is_transcript_name(name: &OsStr) -> bool {
+    name.as_encoded_bytes().ends_with(b".jsonl")
+}
+
+/// Whether open flags ask to change the file.
+pub(super) fn writes(flags: i32) -> bool {
+    flags & libc::O_ACCMODE != libc::O_RDONLY || flags & (libc::O_TRUNC | libc::O_APPEND) != 0
+}
+
+fn age(st: &libc::stat) -> Duration {
+    let mtime = UNIX_EPOCH + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32);
+    SystemTime::now().duration_since(mtime).unwrap_or_default()
+}
+
+impl CcsFs {
+    /// The transcript behind `fd` (a file in tree `tree` named `name`), if it is one.
+    fn transcript(&self, tree: u32, fd: BorrowedFd, name: Option<&OsStr>) -> Option<Transcript> {
+        let store = self.tree_groups.get(tree as usize)?.as_ref()?;
+        let here = sys::fd_path(fd).ok()?;
+        if !is_transcript_name(name.unwrap_or(here.as_os_str())) {
+            return None;
+        }
+        let below = match name {
+            Some(n) => here
+                .strip_prefix(&self.tree_roots[tree as usize].0)
+                .ok()?
+                .join(n),
+            None => here
+                .strip_prefix(&self.tree_roots[tree as usize].0)
+                .ok()?
+                .to_path_buf(),
+        };
+        let st = match name {
+            Some(n) => sys::fstatat(fd, &sys::cstr(n).ok()?).ok()?,
+            None => sys::fstat(fd).ok()?,
+        };
+        Some(Transcript {
+            group: tree as usize,
+            path: store.prefix.join(below).to_string_lossy().into_owned(),
+            dev: st.st_dev,
+            ino: st.st_ino,
+            since_write: age(&st),
+        })
+    }
+
+    fn target<'a>(&'a self, t: &Transcript) -> Target<'a> {
+        let group_dir = &self.tree_groups[t.group]
+            .as_ref()
+            .expect("a store tree")
+            .group_dir;
+        Target {
+            dev: t.dev,
+            ino: t.ino,
+            group_dir,
+            path: t.path.clone(),
+            since_write: t.since_write,
+        }
+    }
+
+    fn profile_name(&self, view: u32) -> &str {
+        match view {
+            0 => "",
+            v => &self.profiles[v as usize - 1].routes.profile.name,
+        }
+    }
+
+    /// Claims the transcript `t` for the process behind `req`, or refuses with EBUSY.
+    fn claim(
+        &self,
+        req: &Request,
+        view: u32,
+        t: &Transcript,
+        repair_fd: Option<BorrowedFd>,
+    ) -> SysResult<()> {
+        let Some(proc) = procs::identify(req.pid()) else {
+            // The caller is already gone; nothing will write through this open.
+            return Err(Errno::EBUSY);
+        };
+        let who = Requester {
+            proc,
+            profile: self.profile_name(view),
+        };
+        match self.locks.acquire(&self.target(t), &who) {
+            Ok(Grant::Owner) => Ok(()),
+            Ok(Grant::NewOwner) => {
+                if let Some(fd) = repair_fd {
+                    repair_torn_tail(fd, &t.path);
+                }
+                Ok(())
+            }
+            Err(locks::Refusal(r)) => {
+                log::warn!("{}", locks::describe_refusal(&r, &who));
+                Err(Errno::EBUSY)
+            }
+        }
+    }
+
+    /// Before a write-open of `inode`: the single-writer check. Returns the transcript's
+    /// (dev, ino) when the handle must be tracked.
+    pub(super) fn claim_for_open(
+        &self,
+        req: &Request,
+        inode: &Inode,
+        flags: i32,
+    ) -> SysResult<Option<(u64, u64)>> {
+        if !writes(flags) {
+            return Ok(None);
+        }
+        let Some(t) = self.transcript(inode.tree, inode.fd(), None) else {
+            return Ok(None);
+        };
+        let repair = if flags & libc::O_TRUNC == 0 {
+            Some(inode.fd())
+        } else {
+            None
+        };
+        self.claim(req, inode.key.view, &t, repair)?;
+        Ok(Some((t.dev, t.ino)))
+    }
+
+    /// After `create` made `parent/name`: the creator owns it (if it is a transcript).
+    pub(super) fn claim_created(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+    ) -> SysResult<Option<(u64, u64)>> {
+        let Some(t) = self.transcript(parent.tree, parent.fd(), Some(name)) else {
+            return Ok(None);
+        };
+        self.claim(req, parent.key.view, &t, None)?;
+        Ok(Some((t.dev, t.ino)))
+    }
+
+    /// Before unlinking, renaming away or replacing `parent/name`: refused (EBUSY) if another
+    /// live process holds it. Returns the transcript's (dev, ino) for `forget_file`.
+    pub(super) fn check_change(
+        &self,
+        req: &Request,
+        parent: &Inode,
+        name: &OsStr,
+    ) -> SysResult<Option<(u64, u64)>> {
+        let Some(t) = self.transcript(parent.tree, parent.fd(), Some(name)) else {
+            return Ok(None);
+        };
+        self.check_transcript_change(req, parent.key.view, &t)?;
+        Ok(Some((t.dev, t.ino)))
+    }
+
+    /// Before truncating `inode` without an owner's handle.
+    pub(super) fn check_truncate(
+        &self,
+        req: &Request,
+        inode: &Inode,
+        fh: Option<u64>,
+    ) -> SysResult<()> {
+        if fh.is_some_and(|fh| self.locks.is_owner_handle(fh)) {
+            return Ok(());
+        }
+        match self.transcript(inode.tree, inode.fd(), None) {
+            Some(t) => self.check_transcript_change(req, inode.key.view, &t),
+            None => Ok(()),
+        }
+    }
+
+    fn check_transcript_change(&self, req: &Request, view: u32, t: &Transcript) -> SysResult<()> {
+        let proc = procs::identify(req.pid()).unwrap_or(procs::ProcId {
+            pid: req.pid(),
+            start: 0,
+        });
+        let who = Requester {
+            proc,
+            profile: self.profile_name(view),
+        };
+        self.locks
+            .check_change(&self.target(t), &who)
+            .map_err(|locks::Refusal(r)| {
+                log::warn!(
+                    "{} (unlink/rename/truncate)",
+                    locks::describe_refusal(&r, &who)
+                );
+                Errno::EBUSY
+            })
+    }
+}
+
+/// A new owner takes a transcript whose last writer died mid-record: end the fragment with a
+/// newline so that the next record starts on its own line. Nothing is removed.
+fn repair_torn_tail(path_fd: BorrowedFd, name: &str) {
+    let Ok(f) = sys::reopen(path_fd, libc::O_RDWR | libc::O_APPEND) else {
+        return;
+    };
+    let Ok(st) = sys::fstat(f.as_fd()) else {
+        return;
+    };
+    if st.st_size <= 0 {
+        return;
+    }
+    let last = sys::pread(f.as_raw_fd(), 1, st.st_size as u64 - 1);
+    if last.is_ok_and(|b| b.first() != Some(&b'\n'))
+        && sys::pwrite(f.as_raw_fd(), b"\n", st.st_size as u64).is_ok()
+    {
+        log::warn!("{name}: the last writer stopped mid-record; ended the fragment with a newline");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn which_opens_write() {
+        assert!(!writes(libc::O_RDONLY));
+        assert!(writes(libc::O_WRONLY | libc::O_APPEND));
+        assert!(writes(libc::O_RDWR));
+        assert!(writes(libc::O_RDONLY | libc::O_TRUNC));
+        assert!(is_transcript_name(OsStr::new("a.jsonl")));
+        assert!(!is_transcript_name(OsStr::new("a.json")));
+    }
+}

@@ -1,0 +1,334 @@
+//! Single-writer transcripts. One live process at a time may write a `*.jsonl` in a group
+//! store; other writers get EBUSY, readers are never involved. Ownership belongs to a process
+//! (thread group + start time, so a recycled pid never inherits it), begins at its first
+//! write-open and lasts while it lives (or until it lapses, see `policy`). Lock files under
+//! `<group>/.ccsfs/locks/` make every daemon sharing the store agree; this module keeps the
+//! owner's own re-opens cheap (memory plus one stat) and the rest lazy: a dead owner is only
+//! noticed when someone else wants the file.
+
+pub mod policy;
+pub mod record;
+pub mod unlock;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use parking_lot::Mutex;
+
+use crate::procs::{self, ProcId};
+use policy::{Activity, HostId, Judge, Record, Verdict};
+use record::{GroupMutex, Stamp};
+
+/// Lock settings.
+#[derive(Clone, Copy, Debug)]
+pub struct LockConfig {
+    /// An owner with no open write handle that has not written for this long loses the lock
+    /// to the next writer (None: only its exit ends ownership).
+    pub idle_limit: Option<Duration>,
+    /// How long a lock file vouches for its owner without renewal (other hosts wait this out).
+    pub lease: Duration,
+}
+
+impl Default for LockConfig {
+    fn default() -> LockConfig {
+        LockConfig {
+            idle_limit: None,
+            lease: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A transcript a process wants to write or change.
+pub struct Target<'a> {
+    pub dev: u64,
+    pub ino: u64,
+    /// `<ccs>/shared/context-groups/<group>`
+    pub group_dir: &'a Path,
+    /// The transcript relative to `group_dir`.
+    pub path: String,
+    /// How long ago the transcript was last modified.
+    pub since_write: Duration,
+}
+
+/// Who asks: the process and the profile it asks through.
+pub struct Requester<'a> {
+    pub proc: ProcId,
+    pub profile: &'a str,
+}
+
+#[derive(Debug, PartialEq, Eq)]
+pub enum Grant {
+    /// The requester already owned it.
+    Owner,
+    /// The requester just became the owner (repair a torn tail now).
+    NewOwner,
+}
+
+/// Why a write was refused: the current owner's record.
+#[derive(Debug)]
+pub struct Refusal(pub Box<Record>);
+
+struct Held {
+    owner: ProcId,
+    lock_file: PathBuf,
+    stamp: Stamp,
+    record: Record,
+    open_writers: u32,
+}
+
+pub struct LockManager {
+    here: HostId,
+    config: LockConfig,
+    held: Mutex<HashMap<(u64, u64), Held>>,
+    /// Open write handles on held transcripts: fh → (dev, ino).
+    writers: Mutex<HashMap<u64, (u64, u64)>>,
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+/// This machine: host name plus boot id (a rebooted host is another host: its pids restart).
+pub fn this_host() -> HostId {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length.
+    let name = if unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len()) } == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        "unknown".into()
+    };
+    let boot_id = std::fs::read_to_string("/proc/sys/kernel/random/boot_id")
+        .map(|s| s.trim().to_string())
+        .unwrap_or_default();
+    HostId { name, boot_id }
+}
+
+impl LockManager {
+    /// A manager, plus the thread that renews leases and drops locks of owners that died.
+    pub fn start(config: LockConfig) -> Arc<LockManager> {
+        let m = Arc::new(LockManager {
+            here: this_host(),
+            config,
+            held: Mutex::default(),
+            writers: Mutex::default(),
+        });
+        let weak = Arc::downgrade(&m);
+        let period = (config.lease / 3).max(Duration::from_millis(100));
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-leases".into())
+            .spawn(move || renew_loop(&weak, period));
+        m
+    }
+
+    fn judge(&self) -> Judge<'_> {
+        Judge {
+            here: &self.here,
+            now: unix_now(),
+            idle_limit: self.config.idle_limit,
+        }
+    }
+
+    /// A write-open of `t` by `who`: the owner gets on, anyone else is refused while the owner
+    /// holds it.
+    pub fn acquire(&self, t: &Target, who: &Requester) -> Result<Grant, Refusal> {
+        let key = (t.dev, t.ino);
+        if let Some(h) = self.held.lock().get(&key)
+            && h.owner == who.proc
+            && record::stamp(&h.lock_file) == Some(h.stamp)
+        {
+            return Ok(Grant::Owner);
+        }
+        let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
+        let _mutex = GroupMutex::lock(t.group_dir).map_err(|e| {
+            log::error!("cannot lock {}: {e}", t.group_dir.display());
+            Refusal(Box::new(self.record_for(t, who, 0)))
+        })?;
+        let current = record::read(&lock_file);
+        let activity = self.activity(key, t.since_write);
+        match self
+            .judge()
+            .judge(current.as_ref(), who.proc, procs::is_alive, activity)
+        {
+            Verdict::Held => Err(Refusal(Box::new(current.expect("held means a record")))),
+            verdict => {
+                let since = match (&verdict, &current) {
+                    (Verdict::Owner, Some(r)) => r.since,
+                    _ => unix_now(),
+                };
+                if let (Verdict::Free, Some(old)) = (&verdict, &current) {
+                    log::info!(
+                        "{}: taken over by pid {} ({}) from pid {} ({}), which is gone or idle",
+                        t.path,
+                        who.proc.pid,
+                        who.profile,
+                        old.owner.pid,
+                        old.profile
+                    );
+                }
+                let rec = Record {
+                    since,
+                    ..self.record_for(t, who, since)
+                };
+                let stamp = record::write(&lock_file, &rec).map_err(|e| {
+                    log::error!("cannot write {}: {e}", lock_file.display());
+                    Refusal(Box::new(rec.clone()))
+                })?;
+                let mut held = self.held.lock();
+                let open_writers = held
+                    .get(&key)
+                    .filter(|h| h.owner == who.proc)
+                    .map_or(0, |h| h.open_writers);
+                held.insert(
+                    key,
+                    Held {
+                        owner: who.proc,
+                        lock_file,
+                        stamp,
+                        record: rec,
+                        open_writers,
+                    },
+                );
+                Ok(if verdict == Verdict::Owner {
+                    Grant::Owner
+                } else {
+                    Grant::NewOwner
+                })
+            }
+        }
+    }
+
+    /// An unlink, rename or truncate of `t` by `who`: refused while someone else holds it.
+    pub fn check_change(&self, t: &Target, who: &Requester) -> Result<(), Refusal> {
+        let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
+        let Some(current) = record::read(&lock_file) else {
+            return Ok(());
+        };
+        match self.judge().judge(
+            Some(&current),
+            who.proc,
+            procs::is_alive,
+            self.activity((t.dev, t.ino), t.since_write),
+        ) {
+            Verdict::Held => Err(Refusal(Box::new(current))),
+            _ => Ok(()),
+        }
+    }
+
+    fn record_for(&self, t: &Target, who: &Requester, since: u64) -> Record {
+        Record {
+            path: t.path.clone(),
+            host: self.here.clone(),
+            owner: who.proc,
+            profile: who.profile.to_string(),
+            since,
+            lease_until: unix_now() + self.config.lease.as_secs(),
+        }
+    }
+
+    fn activity(&self, key: (u64, u64), since_write: Duration) -> Activity {
+        let open_writers = self.held.lock().get(&key).map_or(0, |h| h.open_writers);
+        Activity {
+            open_writers,
+            since_write,
+        }
+    }
+
+    /// The owner opened a write handle `fh` on a held transcript.
+    pub fn opened(&self, fh: u64, dev: u64, ino: u64) {
+        if let Some(h) = self.held.lock().get_mut(&(dev, ino)) {
+            h.open_writers += 1;
+            self.writers.lock().insert(fh, (dev, ino));
+        }
+    }
+
+    /// Whether `fh` is an open write handle of a transcript's owner.
+    pub fn is_owner_handle(&self, fh: u64) -> bool {
+        self.writers.lock().contains_key(&fh)
+    }
+
+    /// A file handle was released.
+    pub fn released(&self, fh: u64) {
+        let Some(key) = self.writers.lock().remove(&fh) else {
+            return;
+        };
+        if let Some(h) = self.held.lock().get_mut(&key) {
+            h.open_writers = h.open_writers.saturating_sub(1);
+        }
+    }
+
+    /// The transcript was unlinked or moved away: its lock (if held here) goes with it.
+    pub fn forget_file(&self, dev: u64, ino: u64) {
+        if let Some(h) = self.held.lock().remove(&(dev, ino))
+            && record::stamp(&h.lock_file) == Some(h.stamp)
+        {
+            record::remove(&h.lock_file);
+        }
+    }
+
+    /// Renews the leases of live owners and drops the locks of owners that have exited.
+    pub fn renew(&self) {
+        let mut held = self.held.lock();
+        let lease_until = unix_now() + self.config.lease.as_secs();
+        held.retain(|_, h| {
+            if record::stamp(&h.lock_file) != Some(h.stamp) {
+                return false; // taken over, or unlocked by hand
+            }
+            if !procs::is_alive(h.owner) {
+                log::info!(
+                    "{}: owner pid {} ({}) exited; lock released",
+                    h.record.path,
+                    h.owner.pid,
+                    h.record.profile
+                );
+                record::remove(&h.lock_file);
+                return false;
+            }
+            h.record.lease_until = lease_until;
+            match record::write(&h.lock_file, &h.record) {
+                Ok(s) => h.stamp = s,
+                Err(e) => log::warn!("cannot renew {}: {e}", h.lock_file.display()),
+            }
+            true
+        });
+    }
+
+    /// The daemon is going away: nothing can write through it any more.
+    pub fn release_all(&self) {
+        for (_, h) in self.held.lock().drain() {
+            if record::stamp(&h.lock_file) == Some(h.stamp) {
+                record::remove(&h.lock_file);
+            }
+        }
+    }
+}
+
+fn renew_loop(m: &Weak<LockManager>, period: Duration) {
+    loop {
+        std::thread::sleep(period);
+        match m.upgrade() {
+            Some(m) => m.renew(),
+            None => return,
+        }
+    }
+}
+
+/// A refusal as one log line: the file, who was refused, and who holds it since when.
+pub fn describe_refusal(refused: &Record, who: &Requester) -> String {
+    let age = unix_now().saturating_sub(refused.since);
+    format!(
+        "refused write to {} by pid {} ({}): held by pid {} ({}) on {} for {}s",
+        refused.path,
+        who.proc.pid,
+        who.profile,
+        refused.owner.pid,
+        refused.profile,
+        refused.host.name,
+        age
+    )
+}

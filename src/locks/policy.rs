@@ -1,0 +1,239 @@
+//! Who may write a shared transcript: the pure ownership rule, with no I/O. The caller supplies
+//! the current record, who is asking, the time, and a liveness probe.
+//!
+//! - No record: the requester takes it.
+//! - The record names the requester (same host, same pid *and* start time): it is the owner.
+//! - Same host, owner dead (or its pid reused by another process): the requester takes over.
+//! - Same host, owner alive: held, unless the owner lapsed: no write handle open and no write
+//!   for the idle limit (when one is set).
+//! - Another host: held until the owning daemon's lease runs out; then the requester takes over.
+
+use std::time::Duration;
+
+use crate::procs::ProcId;
+
+/// Which machine (and which boot of it) a record was made on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostId {
+    pub name: String,
+    pub boot_id: String,
+}
+
+/// What a lock file says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Record {
+    /// The transcript, relative to its group dir (e.g. `projects/-home-me-app/<sid>.jsonl`).
+    pub path: String,
+    pub host: HostId,
+    pub owner: ProcId,
+    pub profile: String,
+    /// Unix seconds when the owner took it.
+    pub since: u64,
+    /// Unix seconds until which the owning daemon vouches for it (renewed while held).
+    pub lease_until: u64,
+}
+
+/// How busy the owner has been, as far as this daemon knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Activity {
+    /// Write handles the owner has open on the transcript (through this daemon).
+    pub open_writers: u32,
+    /// Time since the transcript was last modified.
+    pub since_write: Duration,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The requester already owns it.
+    Owner,
+    /// Nobody holds it (or the holder is gone, lapsed or expired): the requester takes it.
+    Free,
+    /// Someone else holds it: refuse.
+    Held,
+}
+
+pub struct Judge<'a> {
+    pub here: &'a HostId,
+    pub now: u64,
+    pub idle_limit: Option<Duration>,
+}
+
+impl Judge<'_> {
+    pub fn judge(
+        &self,
+        record: Option<&Record>,
+        requester: ProcId,
+        alive: impl Fn(ProcId) -> bool,
+        activity: Activity,
+    ) -> Verdict {
+        let Some(r) = record else {
+            return Verdict::Free;
+        };
+        if r.host != *self.here {
+            return if self.now >= r.lease_until {
+                Verdict::Free
+            } else {
+                Verdict::Held
+            };
+        }
+        if r.owner == requester {
+            return Verdict::Owner;
+        }
+        if !alive(r.owner) {
+            return Verdict::Free;
+        }
+        let lapsed = self
+            .idle_limit
+            .is_some_and(|limit| activity.open_writers == 0 && activity.since_write >= limit);
+        if lapsed { Verdict::Free } else { Verdict::Held }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(name: &str) -> HostId {
+        HostId {
+            name: name.into(),
+            boot_id: "b1".into(),
+        }
+    }
+
+    fn record(h: HostId, pid: u32, start: u64, lease_until: u64) -> Record {
+        Record {
+            path: "projects/p/s.jsonl".into(),
+            host: h,
+            owner: ProcId { pid, start },
+            profile: "work".into(),
+            since: 100,
+            lease_until,
+        }
+    }
+
+    const BUSY: Activity = Activity {
+        open_writers: 1,
+        since_write: Duration::ZERO,
+    };
+    const IDLE: Activity = Activity {
+        open_writers: 0,
+        since_write: Duration::from_secs(3600),
+    };
+
+    fn judge<'a>(here: &'a HostId, idle: Option<u64>) -> Judge<'a> {
+        Judge {
+            here,
+            now: 1000,
+            idle_limit: idle.map(Duration::from_secs),
+        }
+    }
+
+    #[test]
+    fn nobody_holds_it() {
+        let h = host("a");
+        assert_eq!(
+            judge(&h, None).judge(None, ProcId { pid: 1, start: 1 }, |_| true, BUSY),
+            Verdict::Free
+        );
+    }
+
+    #[test]
+    fn the_owner_is_the_owner_and_others_are_refused_while_it_lives() {
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, 0);
+        let j = judge(&h, None);
+        assert_eq!(
+            j.judge(Some(&r), ProcId { pid: 10, start: 5 }, |_| true, BUSY),
+            Verdict::Owner
+        );
+        assert_eq!(
+            j.judge(Some(&r), ProcId { pid: 11, start: 5 }, |_| true, IDLE),
+            Verdict::Held
+        );
+    }
+
+    #[test]
+    fn a_dead_owner_frees_it_at_once() {
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, u64::MAX);
+        assert_eq!(
+            judge(&h, None).judge(Some(&r), ProcId { pid: 11, start: 9 }, |_| false, BUSY),
+            Verdict::Free
+        );
+    }
+
+    #[test]
+    fn a_reused_pid_is_not_the_owner() {
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, u64::MAX);
+        // Same pid, later start time: another process. It is neither the owner nor does the
+        // old owner live on in it.
+        let newcomer = ProcId { pid: 10, start: 77 };
+        let alive = |p: ProcId| p == newcomer;
+        assert_eq!(
+            judge(&h, None).judge(Some(&r), newcomer, alive, BUSY),
+            Verdict::Free
+        );
+    }
+
+    #[test]
+    fn an_idle_owner_lapses_only_with_an_idle_limit_and_no_open_handle() {
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, 0);
+        let other = ProcId { pid: 11, start: 5 };
+        assert_eq!(
+            judge(&h, None).judge(Some(&r), other, |_| true, IDLE),
+            Verdict::Held
+        );
+        assert_eq!(
+            judge(&h, Some(60)).judge(Some(&r), other, |_| true, IDLE),
+            Verdict::Free
+        );
+        let open = Activity {
+            open_writers: 1,
+            ..IDLE
+        };
+        assert_eq!(
+            judge(&h, Some(60)).judge(Some(&r), other, |_| true, open),
+            Verdict::Held
+        );
+        let recent = Activity {
+            open_writers: 0,
+            since_write: Duration::from_secs(5),
+        };
+        assert_eq!(
+            judge(&h, Some(60)).judge(Some(&r), other, |_| true, recent),
+            Verdict::Held
+        );
+    }
+
+    #[test]
+    fn another_hosts_lock_holds_until_its_lease_expires() {
+        let here = host("a");
+        let other = ProcId { pid: 11, start: 5 };
+        let live = record(host("b"), 10, 5, 1001);
+        // Liveness is never probed for another host's pid: it means nothing here.
+        let probe = |_| panic!("probed a foreign pid");
+        assert_eq!(
+            judge(&here, None).judge(Some(&live), other, probe, IDLE),
+            Verdict::Held
+        );
+        let expired = record(host("b"), 10, 5, 1000);
+        assert_eq!(
+            judge(&here, None).judge(Some(&expired), other, probe, IDLE),
+            Verdict::Free
+        );
+        // The same host name after a reboot is another host too.
+        let rebooted = Record {
+            host: HostId {
+                boot_id: "b0".into(),
+                ..here.clone()
+            },
+            ..live
+        };
+        assert_eq!(
+            judge(&here, None).judge(Some(&rebooted), other, probe, IDLE),
+            Verdict::Held
+        );
+    }
+}

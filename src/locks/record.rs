@@ -1,0 +1,229 @@
+//! Lock files: one per held transcript under `<group>/.ccsfs/locks/`, so that every daemon
+//! sharing the store (on this host or another) sees the same owner. The text format, the file
+//! names, and the read/write/remove operations; a per-group `flock` makes a daemon's
+//! read-decide-write atomic against the others (flock is honoured across NFS clients too).
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
+use std::path::{Path, PathBuf};
+
+use super::policy::{HostId, Record};
+use crate::procs::ProcId;
+
+pub const LOCKS_DIR: &str = ".ccsfs/locks";
+
+/// Longest file name derived from a path before a hash is used instead.
+const MAX_NAME: usize = 200;
+
+pub fn locks_dir(group_dir: &Path) -> PathBuf {
+    group_dir.join(LOCKS_DIR)
+}
+
+/// The lock file name for a transcript path relative to its group dir.
+pub fn file_name(path: &str) -> String {
+    let mut name = String::with_capacity(path.len() + 5);
+    for c in path.chars() {
+        match c {
+            '%' => name.push_str("%25"),
+            '/' => name.push_str("%2F"),
+            c => name.push(c),
+        }
+    }
+    if name.len() > MAX_NAME {
+        // FNV-1a: stable across builds and machines, which is all a name needs.
+        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+        for b in path.bytes() {
+            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+        name = format!("h-{h:016x}");
+    }
+    name + ".lock"
+}
+
+pub fn to_text(r: &Record) -> String {
+    format!(
+        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease_until={}\n",
+        r.path,
+        r.host.name,
+        r.host.boot_id,
+        r.owner.pid,
+        r.owner.start,
+        r.profile,
+        r.since,
+        r.lease_until
+    )
+}
+
+pub fn parse(text: &str) -> Option<Record> {
+    let get = |k: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
+    };
+    Some(Record {
+        path: get("path")?.to_string(),
+        host: HostId {
+            name: get("host")?.to_string(),
+            boot_id: get("boot_id")?.to_string(),
+        },
+        owner: ProcId {
+            pid: get("pid")?.parse().ok()?,
+            start: get("start")?.parse().ok()?,
+        },
+        profile: get("profile")?.to_string(),
+        since: get("since")?.parse().ok()?,
+        lease_until: get("lease_until")?.parse().ok()?,
+    })
+}
+
+/// Identity of a lock file as written, to notice when someone else replaced or removed it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stamp {
+    ino: u64,
+    mtime_ns: i64,
+}
+
+pub fn stamp(path: &Path) -> Option<Stamp> {
+    let m = std::fs::symlink_metadata(path).ok()?;
+    Some(Stamp {
+        ino: m.ino(),
+        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
+    })
+}
+
+/// Reads a lock file; a missing or unreadable one is no lock.
+pub fn read(path: &Path) -> Option<Record> {
+    parse(&std::fs::read_to_string(path).ok()?)
+}
+
+/// Writes a lock file atomically (temp file + rename) and returns its stamp.
+pub fn write(path: &Path, r: &Record) -> io::Result<Stamp> {
+    let dir = path.parent().expect("lock files live in a dir");
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let tmp = dir.join(format!(
+        ".tmp-{}-{:?}",
+        std::process::id(),
+        std::thread::current().id()
+    ));
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)?;
+    f.write_all(to_text(r).as_bytes())?;
+    drop(f);
+    std::fs::rename(&tmp, path)?;
+    stamp(path).ok_or_else(|| io::Error::other("lock file vanished"))
+}
+
+pub fn remove(path: &Path) {
+    let _ = std::fs::remove_file(path);
+}
+
+/// Every readable lock record under a group dir.
+pub fn list(group_dir: &Path) -> Vec<Record> {
+    let Ok(entries) = std::fs::read_dir(locks_dir(group_dir)) else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".lock"))
+        .filter_map(|e| read(&e.path()))
+        .collect()
+}
+
+/// Holds the per-group mutex (an exclusive flock) until dropped.
+pub struct GroupMutex {
+    _file: File,
+}
+
+impl GroupMutex {
+    pub fn lock(group_dir: &Path) -> io::Result<GroupMutex> {
+        let dir = locks_dir(group_dir);
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)?;
+        let f = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .mode(0o600)
+            .truncate(false)
+            .open(dir.join(".mutex"))?;
+        // SAFETY: flock on an fd we own; blocks until the other daemons let go.
+        if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(GroupMutex { _file: f })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(path: &str) -> Record {
+        Record {
+            path: path.into(),
+            host: HostId {
+                name: "box".into(),
+                boot_id: "1234-ab".into(),
+            },
+            owner: ProcId {
+                pid: 42,
+                start: 9000,
+            },
+            profile: "work".into(),
+            since: 1_700_000_000,
+            lease_until: 1_700_000_030,
+        }
+    }
+
+    #[test]
+    fn text_round_trips() {
+        let r = rec("projects/-home-me/abc.jsonl");
+        assert_eq!(parse(&to_text(&r)), Some(r));
+        assert_eq!(parse("pid=1\n"), None, "an incomplete file is no lock");
+    }
+
+    #[test]
+    fn names_are_flat_unique_and_bounded() {
+        assert_eq!(
+            file_name("projects/p/s.jsonl"),
+            "projects%2Fp%2Fs.jsonl.lock"
+        );
+        assert_ne!(file_name("a/b%2Fc"), file_name("a%2Fb/c"));
+        let long = format!("projects/{}/s.jsonl", "x".repeat(300));
+        let n = file_name(&long);
+        assert!(n.len() < 40 && n.starts_with("h-"), "{n}");
+        assert_eq!(n, file_name(&long), "stable");
+    }
+
+    #[test]
+    fn write_read_list_remove() {
+        let d = tempfile::tempdir().unwrap();
+        let r = rec("projects/p/s.jsonl");
+        let path = locks_dir(d.path()).join(file_name(&r.path));
+        let s1 = write(&path, &r).unwrap();
+        assert_eq!(read(&path), Some(r.clone()));
+        assert_eq!(list(d.path()), vec![r.clone()]);
+        let s2 = write(
+            &path,
+            &Record {
+                lease_until: 5,
+                ..r
+            },
+        )
+        .unwrap();
+        assert_ne!(s1, s2, "a rewrite changes the stamp");
+        let _m = GroupMutex::lock(d.path()).unwrap();
+        remove(&path);
+        assert!(list(d.path()).is_empty(), "the mutex file is not a lock");
+    }
+}
