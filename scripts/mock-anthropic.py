@@ -4,6 +4,8 @@
 POST /v1/messages answers (streamed as server-sent events when asked) with one text block that
 says how much history it received: "mock reply: user turns=N", where N counts the user turns
 with text in the request. A resumed session therefore proves that its history arrived.
+A prompt containing "mock:todo" is answered first with a TodoWrite tool call (so that the
+client writes its todos/ dir), then, once the tool result comes back, with the text reply.
 count_tokens and every other endpoint answer with small JSON. Each request is appended as one
 JSON line to the log file given by --log (for the tests to inspect).
 
@@ -72,25 +74,43 @@ class Handler(BaseHTTPRequestHandler):
         if not path.endswith("/v1/messages"):
             return self.send_json({})
         text = "mock reply: user turns=%d" % user_turns(body)
+        tool = None
+        users = [m for m in body.get("messages", []) if m.get("role") == "user"] or [{}]
+        last_content = users[-1].get("content")
+        last_text = last_content if isinstance(last_content, str) else " ".join(
+            b.get("text", "") for b in (last_content or []) if isinstance(b, dict) and b.get("type") == "text")
+        if "mock:todo" in last_text:
+            tool = {"type": "tool_use", "id": "toolu_" + uuid.uuid4().hex[:20], "name": "TodoWrite",
+                    "input": {"todos": [{"content": "check the mount", "status": "in_progress",
+                                         "activeForm": "Checking the mount"}]}}
         msg_id = "msg_" + uuid.uuid4().hex[:24]
         model = body.get("model") or "claude-mock"
         usage = {"input_tokens": 10, "output_tokens": 5,
                  "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}
+        stop = "tool_use" if tool else "end_turn"
         if not body.get("stream"):
             return self.send_json({"id": msg_id, "type": "message", "role": "assistant", "model": model,
-                                   "content": [{"type": "text", "text": text}],
-                                   "stop_reason": "end_turn", "stop_sequence": None, "usage": usage})
+                                   "content": [tool or {"type": "text", "text": text}],
+                                   "stop_reason": stop, "stop_sequence": None, "usage": usage})
+        if tool:
+            block = [("content_block_start", {"type": "content_block_start", "index": 0,
+                                              "content_block": dict(tool, input={})}),
+                     ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "input_json_delta",
+                                                        "partial_json": json.dumps(tool["input"])}})]
+        else:
+            block = [("content_block_start", {"type": "content_block_start", "index": 0,
+                                              "content_block": {"type": "text", "text": ""}}),
+                     ("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                              "delta": {"type": "text_delta", "text": text}})]
         events = [
             ("message_start", {"type": "message_start", "message": {
                 "id": msg_id, "type": "message", "role": "assistant", "model": model, "content": [],
                 "stop_reason": None, "stop_sequence": None, "usage": usage}}),
-            ("content_block_start", {"type": "content_block_start", "index": 0,
-                                     "content_block": {"type": "text", "text": ""}}),
-            ("content_block_delta", {"type": "content_block_delta", "index": 0,
-                                     "delta": {"type": "text_delta", "text": text}}),
+            *block,
             ("content_block_stop", {"type": "content_block_stop", "index": 0}),
             ("message_delta", {"type": "message_delta",
-                               "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "delta": {"stop_reason": stop, "stop_sequence": None},
                                "usage": {"output_tokens": 5}}),
             ("message_stop", {"type": "message_stop"}),
         ]
