@@ -47,6 +47,9 @@ enum Cmd {
         /// How long a lock file vouches for its owner without renewal (renewed every third)
         #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
         lock_lease: u64,
+        /// Serve file data through the daemon even as root (no kernel passthrough)
+        #[arg(long)]
+        no_passthrough: bool,
     },
     /// Unmount (also when the daemon has died)
     Unmount {
@@ -145,6 +148,7 @@ fn run(cli: Cli) -> Result<(), String> {
             threads,
             lock_idle,
             lock_lease,
+            no_passthrough,
         } => {
             let mut allow_other = false;
             for o in options {
@@ -182,6 +186,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     foreground,
                     allow_other,
                     threads,
+                    passthrough: !no_passthrough,
                     locks: LockConfig {
                         idle_limit: lock_idle.map(Duration::from_secs),
                         lease: Duration::from_secs(lock_lease.max(1)),

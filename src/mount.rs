@@ -28,6 +28,8 @@ pub struct MountOptions {
     pub allow_other: bool,
     pub threads: usize,
     pub locks: crate::locks::LockConfig,
+    /// Use kernel passthrough when the kernel and privileges allow it.
+    pub passthrough: bool,
 }
 
 /// What `/proc/self/mountinfo` says about a path.
@@ -312,11 +314,13 @@ fn serve_inner(
     ];
     let privileged = euid() == 0;
     let notifier_slot = fs.notifier_slot();
+    let passthrough = fs.passthrough_state();
+    passthrough.set_wanted(opts.passthrough);
     let session = Session::new(fs, &opts.mount_point, &config);
     let mut session = session.map_err(|e| mount_error(&opts.mount_point, &e))?;
     let _ = notifier_slot.set(session.notifier());
     let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
-    write_run_file(&run_file, &opts.mount_point);
+    write_run_file(&run_file, &opts.mount_point, passthrough.enabled());
     log::info!(
         "mounted {} (pid {}, {} profiles)",
         opts.mount_point.display(),
@@ -372,7 +376,7 @@ fn mount_error(mount_point: &Path, e: &std::io::Error) -> String {
     format!("cannot mount {}: {text}", mount_point.display())
 }
 
-fn write_run_file(path: &Path, mount_point: &Path) {
+fn write_run_file(path: &Path, mount_point: &Path, passthrough: bool) {
     if let Some(dir) = path.parent() {
         let _ = std::fs::DirBuilder::new()
             .recursive(true)
@@ -380,9 +384,10 @@ fn write_run_file(path: &Path, mount_point: &Path) {
             .create(dir);
     }
     let text = format!(
-        "pid={}\nmount_point={}\n",
+        "pid={}\nmount_point={}\npassthrough={}\n",
         std::process::id(),
-        absolute_mount_point(mount_point).display()
+        absolute_mount_point(mount_point).display(),
+        if passthrough { "on" } else { "off" }
     );
     let written = OpenOptions::new()
         .write(true)
@@ -411,12 +416,22 @@ pub fn recorded_mount_points(layout: &Layout) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The daemon pid recorded for a mount point, if its run file exists.
-pub fn daemon_pid(layout: &Layout, mount_point: &Path) -> Option<i32> {
+/// A `key=value` line of the run file of the daemon serving `mount_point`.
+fn run_value(layout: &Layout, mount_point: &Path, key: &str) -> Option<String> {
     let text = std::fs::read_to_string(layout.run_file(&absolute_mount_point(mount_point))).ok()?;
     text.lines()
-        .find_map(|l| l.strip_prefix("pid="))
-        .and_then(|p| p.trim().parse().ok())
+        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
+        .map(|v| v.trim().to_string())
+}
+
+/// The daemon pid recorded for a mount point, if its run file exists.
+pub fn daemon_pid(layout: &Layout, mount_point: &Path) -> Option<i32> {
+    run_value(layout, mount_point, "pid")?.parse().ok()
+}
+
+/// Whether the daemon serving `mount_point` got kernel passthrough.
+pub fn daemon_passthrough(layout: &Layout, mount_point: &Path) -> bool {
+    run_value(layout, mount_point, "passthrough").as_deref() == Some("on")
 }
 
 /// Unmounts `mount_point`, also when its daemon has died ("Transport endpoint is not connected").

@@ -107,7 +107,7 @@ pub fn collect(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> Sta
         state,
         daemon_pid: if state == "mounted" { pid } else { None },
         ccs_dir: layout.ccs_dir.display().to_string(),
-        passthrough: false,
+        passthrough: state == "mounted" && mount::daemon_passthrough(layout, mount_point),
         profiles: shown,
         locks: crate::locks::unlock::list(layout, profiles),
     }

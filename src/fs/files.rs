@@ -3,13 +3,14 @@
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, IntoRawFd};
+use std::sync::Arc;
 
 use fuser::{Errno, FileAttr, FopenFlags, Request};
 
-use super::CcsFs;
 use super::inodes::{Inode, Role};
 use super::lookup::Change;
 use super::sys::{self, SysResult};
+use super::{CcsFs, transcripts};
 
 /// Open flags that make no sense (or are unsafe) on the backing file: creation is done by
 /// `create`, the backing open goes through /proc (so O_NOFOLLOW would refuse it), and the
@@ -25,7 +26,7 @@ impl CcsFs {
         name: &OsStr,
         mode: u32,
         flags: i32,
-    ) -> SysResult<(FileAttr, u64, FopenFlags)> {
+    ) -> SysResult<(Arc<Inode>, FileAttr, u64, FopenFlags)> {
         self.guard(parent, name, Change::Create)?;
         let flags = (flags & !STRIPPED_OPEN_FLAGS) | (flags & libc::O_EXCL);
         let file = {
@@ -34,22 +35,41 @@ impl CcsFs {
         };
         let claimed = self.claim_created(req, parent, name)?;
         let path_fd = sys::reopen(file.as_fd(), libc::O_PATH)?;
-        let (_, attr) = self.remember(path_fd, parent.key.view, parent.tree, Role::Plain)?;
+        let (inode, attr) = self.remember(path_fd, parent.key.view, parent.tree, Role::Plain)?;
         let fh = file.into_raw_fd() as u64;
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }
-        Ok((attr, fh, self.open_flags(parent)))
+        Ok((inode, attr, fh, self.cache_flags(parent, flags)))
     }
 
-    /// Files in a group store bypass the page cache: each profile is its own kernel inode, so
-    /// a cached page could hide another profile's append, and a buffered write can be split
-    /// at a page boundary, letting another profile's append land between the halves.
-    fn open_flags(&self, inode: &Inode) -> FopenFlags {
-        if self.tree_groups[inode.tree as usize].is_some() {
-            FopenFlags::FOPEN_DIRECT_IO
+    /// How the kernel should cache an open file (when it is not passed through):
+    /// - a write handle on a group-store file uses direct I/O, so that one `write(2)` is one
+    ///   backing `pwrite` on an `O_APPEND` fd: a buffered write may be split at a page
+    ///   boundary, and another profile (another kernel inode) could append between the halves;
+    /// - every other open keeps the page cache across opens; writes through any profile
+    ///   invalidate the others' pages, and FUSE_AUTO_INVAL_DATA drops pages that changed behind
+    ///   the mount once the attributes are refreshed.
+    ///
+    /// No open needs a FLUSH: data reaches the backing file at write time (see `flush`).
+    pub(super) fn cache_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
+        let store = self.tree_groups[inode.tree as usize].is_some();
+        let mut f = FopenFlags::FOPEN_NOFLUSH;
+        if store && transcripts::writes(flags) {
+            f |= FopenFlags::FOPEN_DIRECT_IO;
         } else {
+            f |= FopenFlags::FOPEN_KEEP_CACHE;
+        }
+        f
+    }
+
+    /// Flags for a passed-through open. Writes bypass the daemon, so the other profiles'
+    /// cached attributes are dropped at close: such opens keep their FLUSH.
+    pub(super) fn passthrough_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
+        if transcripts::writes(flags) && self.coherence.is_shared(inode.tree) {
             FopenFlags::empty()
+        } else {
+            FopenFlags::FOPEN_NOFLUSH
         }
     }
 
@@ -67,6 +87,6 @@ impl CcsFs {
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }
-        Ok((fh, self.open_flags(inode)))
+        Ok((fh, self.cache_flags(inode, flags)))
     }
 }

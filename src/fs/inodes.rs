@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 use parking_lot::{Mutex, RwLock};
 
@@ -54,6 +54,8 @@ pub struct Inode {
     pub kind: u32,
     pub tree: TreeId,
     pub role: Role,
+    /// The kernel passthrough backing id all opens of this file share, while any is open.
+    pub backing: Mutex<Weak<fuser::BackingId>>,
 }
 
 impl Inode {
@@ -134,6 +136,7 @@ impl InodeTable {
             kind: root.kind,
             tree: root.tree,
             role: root.role,
+            backing: Mutex::new(Weak::new()),
         });
         maps.by_id.insert(ROOT_ID, Entry { inode, lookups: 1 });
         InodeTable {
@@ -194,6 +197,7 @@ impl InodeTable {
             kind: node.kind,
             tree: node.tree,
             role: node.role,
+            backing: Mutex::new(Weak::new()),
         });
         maps.by_id.insert(
             id,

@@ -8,6 +8,7 @@ mod entries;
 mod files;
 mod inodes;
 mod lookup;
+mod passthrough;
 pub(crate) mod sys;
 mod transcripts;
 mod xattrs;
@@ -35,6 +36,7 @@ pub use attr::TTL;
 use coherence::Coherence;
 use dirs::DirHandles;
 use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
+use passthrough::Passthrough;
 use sys::SysResult;
 pub use sys::raise_nofile_limit;
 use transcripts::StoreTree;
@@ -63,6 +65,7 @@ pub struct CcsFs {
     /// Per backing tree: the group store it belongs to (None for instances).
     tree_groups: Vec<Option<StoreTree>>,
     locks: Arc<LockManager>,
+    passthrough: Arc<Passthrough>,
     coherence: Coherence,
 }
 
@@ -163,8 +166,14 @@ impl CcsFs {
             mount_abs,
             tree_groups,
             locks: LockManager::start(locks),
+            passthrough: Arc::default(),
             coherence: Coherence::new(tree_views),
         })
+    }
+
+    /// Whether kernel passthrough is on (known once the kernel has answered INIT).
+    pub fn passthrough_state(&self) -> Arc<Passthrough> {
+        self.passthrough.clone()
     }
 
     /// Where the session's notifier goes once mounted (for cross-profile invalidation).
@@ -206,6 +215,21 @@ impl CcsFs {
             self.coherence
                 .changed(&self.inodes, parent.tree, key, false);
         }
+    }
+
+    /// Registers `fh` for kernel passthrough when it is on and `inode` is a regular file.
+    fn pass_through(
+        &self,
+        inode: &Inode,
+        fh: u64,
+        open_backing: impl FnOnce(std::os::fd::BorrowedFd) -> io::Result<fuser::BackingId>,
+    ) -> Option<Arc<fuser::BackingId>> {
+        if !self.passthrough.enabled() || inode.kind != libc::S_IFREG {
+            return None;
+        }
+        // SAFETY: `fh` is the fd this open just created; it stays open until release.
+        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fh as i32) };
+        self.passthrough.attach(inode, fh, fd, open_backing)
     }
 
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
@@ -265,12 +289,31 @@ impl Filesystem for CcsFs {
             InitFlags::FUSE_PARALLEL_DIROPS,
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
+            InitFlags::FUSE_AUTO_INVAL_DATA,
         ] {
             if config.add_capabilities(flag).is_err() {
                 log::debug!("kernel lacks {flag:?}");
             }
         }
         let _ = config.set_max_write(1 << 20);
+        // Passthrough needs CAP_SYS_ADMIN to register backing files. Depth 2 lets the stores
+        // live on a stacked filesystem themselves (overlayfs in a container).
+        // SAFETY: geteuid has no preconditions.
+        if self.passthrough.wanted()
+            && unsafe { libc::geteuid() } == 0
+            && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(2).is_ok()
+        {
+            self.passthrough.set_enabled(true);
+        }
+        log::info!(
+            "kernel passthrough: {}",
+            if self.passthrough.enabled() {
+                "on"
+            } else {
+                "off"
+            }
+        );
         Ok(())
     }
 
@@ -427,11 +470,21 @@ impl Filesystem for CcsFs {
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self
+        let opened = self
             .inode(ino)
-            .and_then(|i| self.open_file(req, &i, flags.0))
-        {
-            Ok((fh, flags)) => reply.opened(FileHandle(fh), flags),
+            .and_then(|i| Ok((self.open_file(req, &i, flags.0)?, i)));
+        match opened {
+            Ok(((fh, cache), i)) => {
+                if let Some(id) = self.pass_through(&i, fh, |fd| reply.open_backing(fd)) {
+                    reply.opened_passthrough(
+                        FileHandle(fh),
+                        self.passthrough_flags(&i, flags.0),
+                        &id,
+                    );
+                } else {
+                    reply.opened(FileHandle(fh), cache);
+                }
+            }
             Err(e) => reply.error(e),
         }
     }
@@ -479,14 +532,18 @@ impl Filesystem for CcsFs {
     fn flush(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
-        // Writes go straight to the backing file and locks are kept by the kernel: a flush has
-        // nothing to do, and ENOSYS tells the kernel to stop sending them.
-        reply.error(Errno::ENOSYS);
+        // Only passed-through write handles on shared files ask for a flush (all other opens
+        // say FOPEN_NOFLUSH): their writes bypassed us, so this close is when the other
+        // profiles must drop their cached size. (Never ENOSYS: that disables flush for good.)
+        if let Ok(i) = self.inode(ino) {
+            self.touched(&i, false);
+        }
+        reply.ok();
     }
 
     fn release(
@@ -500,6 +557,7 @@ impl Filesystem for CcsFs {
         reply: ReplyEmpty,
     ) {
         self.locks.released(fh.0);
+        self.passthrough.released(fh.0);
         sys::close(fh.0 as i32);
         reply.ok();
     }
@@ -658,8 +716,13 @@ impl Filesystem for CcsFs {
             .inode(parent)
             .and_then(|p| self.create_file(req, &p, name, mode & !umask, flags))
         {
-            Ok((attr, fh, flags)) => {
-                reply.created(&TTL, &attr, Generation(0), FileHandle(fh), flags)
+            Ok((i, attr, fh, cache)) => {
+                if let Some(id) = self.pass_through(&i, fh, |fd| reply.open_backing(fd)) {
+                    let pt = self.passthrough_flags(&i, flags);
+                    reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), pt, &id);
+                } else {
+                    reply.created(&TTL, &attr, Generation(0), FileHandle(fh), cache);
+                }
             }
             Err(e) => reply.error(e),
         }

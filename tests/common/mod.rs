@@ -66,8 +66,13 @@ impl Ccs {
     }
 
     /// Mounts at `self.mnt` (daemonized) and returns a guard that unmounts on drop.
+    /// Extra mount arguments come from `CCSFS_TEST_MOUNT_ARGS` (e.g. `--no-passthrough`, so
+    /// that a root run also covers the path unprivileged users get).
     pub fn mount(&self) -> Mounted<'_> {
-        let out = self.cli(&["mount", self.mnt.to_str().unwrap()]);
+        let extra = std::env::var("CCSFS_TEST_MOUNT_ARGS").unwrap_or_default();
+        let mut args = vec!["mount", self.mnt.to_str().unwrap()];
+        args.extend(extra.split_whitespace());
+        let out = self.cli(&args);
         assert!(
             out.status.success(),
             "mount failed: {}",
