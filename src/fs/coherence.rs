@@ -73,6 +73,11 @@ impl Coherence {
             .collect()
     }
 
+    /// Whether another view currently holds the same backing file.
+    pub fn seen_elsewhere(&self, inodes: &InodeTable, tree: TreeId, key: Key) -> bool {
+        !self.others(inodes, tree, key).is_empty()
+    }
+
     /// Hands jobs to the notifier thread and waits (bounded) until they are done.
     fn run_jobs(&self, jobs: Vec<Job>) {
         let waits: Vec<_> = jobs

@@ -63,10 +63,15 @@ impl CcsFs {
         f
     }
 
-    /// Flags for a passed-through open. Writes bypass the daemon, so the other profiles'
-    /// cached attributes are dropped at close: such opens keep their FLUSH.
+    /// Flags for a passed-through open. Writes bypass the daemon, so when another profile
+    /// holds this file in its cache, its cached attributes are dropped at close: such opens
+    /// keep their FLUSH. (A profile that looks the file up later gets fresh attributes then.)
     pub(super) fn passthrough_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
-        if transcripts::writes(flags) && self.coherence.is_shared(inode.tree) {
+        if transcripts::writes(flags)
+            && self
+                .coherence
+                .seen_elsewhere(&self.inodes, inode.tree, inode.key)
+        {
             FopenFlags::empty()
         } else {
             FopenFlags::FOPEN_NOFLUSH

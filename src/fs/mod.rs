@@ -66,6 +66,8 @@ pub struct CcsFs {
     tree_groups: Vec<Option<StoreTree>>,
     locks: Arc<LockManager>,
     passthrough: Arc<Passthrough>,
+    /// Thread → process, for the single-writer check on every write-open.
+    threads: crate::procs::ThreadIds,
     coherence: Coherence,
 }
 
@@ -167,6 +169,7 @@ impl CcsFs {
             tree_groups,
             locks: LockManager::start(locks),
             passthrough: Arc::default(),
+            threads: Default::default(),
             coherence: Coherence::new(tree_views),
         })
     }

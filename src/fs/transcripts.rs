@@ -105,7 +105,7 @@ impl CcsFs {
         t: &Transcript,
         repair_fd: Option<BorrowedFd>,
     ) -> SysResult<()> {
-        let Some(proc) = procs::identify(req.pid()) else {
+        let Some(proc) = self.threads.identify(req.pid()) else {
             // The caller is already gone; nothing will write through this open.
             return Err(Errno::EBUSY);
         };
@@ -197,7 +197,7 @@ impl CcsFs {
     }
 
     fn check_transcript_change(&self, req: &Request, view: u32, t: &Transcript) -> SysResult<()> {
-        let proc = procs::identify(req.pid()).unwrap_or(procs::ProcId {
+        let proc = self.threads.identify(req.pid()).unwrap_or(procs::ProcId {
             pid: req.pid(),
             start: 0,
         });

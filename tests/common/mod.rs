@@ -22,8 +22,10 @@ accounts:
     context_mode: isolated
 ";
 
-pub fn bin() -> &'static str {
-    env!("CARGO_BIN_EXE_ccsfs")
+/// The binary under test: `CCSFS_BIN` when set (the unprivileged run copies it somewhere any
+/// user can execute), else the one cargo built.
+pub fn bin() -> String {
+    std::env::var("CCSFS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ccsfs").to_string())
 }
 
 pub fn is_root() -> bool {
