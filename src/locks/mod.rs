@@ -78,12 +78,15 @@ struct Held {
     open_writers: u32,
 }
 
+/// A transcript's (dev, ino) and the owner that opened a write handle on it.
+type WriteHandle = ((u64, u64), ProcId);
+
 pub struct LockManager {
     here: HostId,
     config: LockConfig,
     held: Mutex<HashMap<(u64, u64), Held>>,
-    /// Open write handles on held transcripts: fh → (dev, ino).
-    writers: Mutex<HashMap<u64, (u64, u64)>>,
+    /// Open write handles on held transcripts: fh → (dev, ino) and the owner that opened it.
+    writers: Mutex<HashMap<u64, WriteHandle>>,
 }
 
 fn unix_now() -> u64 {
@@ -150,7 +153,7 @@ impl LockManager {
             Refusal(Box::new(self.record_for(t, who, 0)))
         })?;
         let current = record::read(&lock_file);
-        let activity = self.activity(key, t.since_write);
+        let activity = self.activity(key, t.since_write, current.as_ref());
         match self
             .judge()
             .judge(current.as_ref(), who.proc, procs::is_alive, activity)
@@ -213,7 +216,7 @@ impl LockManager {
             Some(&current),
             who.proc,
             procs::is_alive,
-            self.activity((t.dev, t.ino), t.since_write),
+            self.activity((t.dev, t.ino), t.since_write, Some(&current)),
         ) {
             Verdict::Held => Err(Refusal(Box::new(current))),
             _ => Ok(()),
@@ -228,36 +231,57 @@ impl LockManager {
             profile: who.profile.to_string(),
             since,
             lease_until: unix_now() + self.config.lease.as_secs(),
+            daemon: std::process::id(),
         }
     }
 
-    fn activity(&self, key: (u64, u64), since_write: Duration) -> Activity {
+    /// What this daemon knows of the current owner's activity: only the daemon that granted
+    /// the lock counts its open handles (None: another daemon's lock, activity unknown).
+    fn activity(
+        &self,
+        key: (u64, u64),
+        since_write: Duration,
+        current: Option<&Record>,
+    ) -> Option<Activity> {
+        let ours = current.is_none_or(|r| r.host == self.here && r.daemon == std::process::id());
+        if !ours {
+            return None;
+        }
         let open_writers = self.held.lock().get(&key).map_or(0, |h| h.open_writers);
-        Activity {
+        Some(Activity {
             open_writers,
             since_write,
-        }
+        })
     }
 
     /// The owner opened a write handle `fh` on a held transcript.
     pub fn opened(&self, fh: u64, dev: u64, ino: u64) {
         if let Some(h) = self.held.lock().get_mut(&(dev, ino)) {
             h.open_writers += 1;
-            self.writers.lock().insert(fh, (dev, ino));
+            self.writers.lock().insert(fh, ((dev, ino), h.owner));
         }
     }
 
-    /// Whether `fh` is an open write handle of a transcript's owner.
+    /// Whether `fh` is an open write handle of its transcript's current owner.
     pub fn is_owner_handle(&self, fh: u64) -> bool {
-        self.writers.lock().contains_key(&fh)
+        let Some((key, opener)) = self.writers.lock().get(&fh).copied() else {
+            return false;
+        };
+        self.held
+            .lock()
+            .get(&key)
+            .is_some_and(|h| h.owner == opener)
     }
 
-    /// A file handle was released.
+    /// A file handle was released. A handle of a previous owner (taken over, or unlocked by
+    /// hand) no longer counts for the current one.
     pub fn released(&self, fh: u64) {
-        let Some(key) = self.writers.lock().remove(&fh) else {
+        let Some((key, opener)) = self.writers.lock().remove(&fh) else {
             return;
         };
-        if let Some(h) = self.held.lock().get_mut(&key) {
+        if let Some(h) = self.held.lock().get_mut(&key)
+            && h.owner == opener
+        {
             h.open_writers = h.open_writers.saturating_sub(1);
         }
     }

@@ -5,7 +5,8 @@
 //! - The record names the requester (same host, same pid *and* start time): it is the owner.
 //! - Same host, owner dead (or its pid reused by another process): the requester takes over.
 //! - Same host, owner alive: held, unless the owner lapsed: no write handle open and no write
-//!   for the idle limit (when one is set).
+//!   for the idle limit (when one is set). Only the daemon that granted the lock knows the
+//!   owner's open handles, so only its activity report can make an owner lapse.
 //! - Another host: held until the owning daemon's lease runs out; then the requester takes over.
 
 use std::time::Duration;
@@ -31,6 +32,8 @@ pub struct Record {
     pub since: u64,
     /// Unix seconds until which the owning daemon vouches for it (renewed while held).
     pub lease_until: u64,
+    /// The pid of the daemon that granted it (only that daemon knows the owner's handles).
+    pub daemon: u32,
 }
 
 /// How busy the owner has been, as far as this daemon knows.
@@ -64,7 +67,7 @@ impl Judge<'_> {
         record: Option<&Record>,
         requester: ProcId,
         alive: impl Fn(ProcId) -> bool,
-        activity: Activity,
+        activity: Option<Activity>,
     ) -> Verdict {
         let Some(r) = record else {
             return Verdict::Free;
@@ -82,9 +85,10 @@ impl Judge<'_> {
         if !alive(r.owner) {
             return Verdict::Free;
         }
-        let lapsed = self
-            .idle_limit
-            .is_some_and(|limit| activity.open_writers == 0 && activity.since_write >= limit);
+        let lapsed = match (self.idle_limit, activity) {
+            (Some(limit), Some(a)) => a.open_writers == 0 && a.since_write >= limit,
+            _ => false,
+        };
         if lapsed { Verdict::Free } else { Verdict::Held }
     }
 }
@@ -108,17 +112,18 @@ mod tests {
             profile: "work".into(),
             since: 100,
             lease_until,
+            daemon: 1,
         }
     }
 
-    const BUSY: Activity = Activity {
+    const BUSY: Option<Activity> = Some(Activity {
         open_writers: 1,
         since_write: Duration::ZERO,
-    };
-    const IDLE: Activity = Activity {
+    });
+    const IDLE: Option<Activity> = Some(Activity {
         open_writers: 0,
         since_write: Duration::from_secs(3600),
-    };
+    });
 
     fn judge<'a>(here: &'a HostId, idle: Option<u64>) -> Judge<'a> {
         Judge {
@@ -189,21 +194,37 @@ mod tests {
             judge(&h, Some(60)).judge(Some(&r), other, |_| true, IDLE),
             Verdict::Free
         );
-        let open = Activity {
+        let open = Some(Activity {
             open_writers: 1,
-            ..IDLE
-        };
+            since_write: Duration::from_secs(3600),
+        });
         assert_eq!(
             judge(&h, Some(60)).judge(Some(&r), other, |_| true, open),
             Verdict::Held
         );
-        let recent = Activity {
+        let recent = Some(Activity {
             open_writers: 0,
             since_write: Duration::from_secs(5),
-        };
+        });
         assert_eq!(
             judge(&h, Some(60)).judge(Some(&r), other, |_| true, recent),
             Verdict::Held
+        );
+    }
+
+    #[test]
+    fn another_daemons_owner_never_lapses_here() {
+        // Only the granting daemon knows the owner's open handles.
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, 0);
+        let other = ProcId { pid: 11, start: 5 };
+        assert_eq!(
+            judge(&h, Some(60)).judge(Some(&r), other, |_| true, None),
+            Verdict::Held
+        );
+        assert_eq!(
+            judge(&h, Some(60)).judge(Some(&r), other, |_| false, None),
+            Verdict::Free
         );
     }
 

@@ -44,7 +44,7 @@ pub fn file_name(path: &str) -> String {
 
 pub fn to_text(r: &Record) -> String {
     format!(
-        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease_until={}\n",
+        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease_until={}\ndaemon={}\n",
         r.path,
         r.host.name,
         r.host.boot_id,
@@ -52,7 +52,8 @@ pub fn to_text(r: &Record) -> String {
         r.owner.start,
         r.profile,
         r.since,
-        r.lease_until
+        r.lease_until,
+        r.daemon
     )
 }
 
@@ -74,6 +75,7 @@ pub fn parse(text: &str) -> Option<Record> {
         profile: get("profile")?.to_string(),
         since: get("since")?.parse().ok()?,
         lease_until: get("lease_until")?.parse().ok()?,
+        daemon: get("daemon").and_then(|d| d.parse().ok()).unwrap_or(0),
     })
 }
 
@@ -182,6 +184,7 @@ mod tests {
             profile: "work".into(),
             since: 1_700_000_000,
             lease_until: 1_700_000_030,
+            daemon: 7,
         }
     }
 
