@@ -101,7 +101,12 @@ fn a_normal_user_mounts_writes_and_unmounts() {
     );
 
     let status = as_user(USER, &format!("{b} --ccs-dir {c} status {m}"));
-    assert!(String::from_utf8_lossy(&status.stdout).contains("daemon pid"));
+    let status = String::from_utf8_lossy(&status.stdout);
+    assert!(status.contains("daemon pid"), "{status}");
+    assert!(
+        status.contains("passthrough: off"),
+        "a normal user gets no kernel passthrough: {status}"
+    );
     let out = as_user(USER, &format!("{b} --ccs-dir {c} unmount {m}"));
     assert!(
         out.status.success(),
@@ -109,4 +114,49 @@ fn a_normal_user_mounts_writes_and_unmounts() {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(!common::is_mounted(&ccs.mnt));
+}
+
+/// Linux 6.9 brought FUSE passthrough.
+fn kernel_has_passthrough() -> bool {
+    let release = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+    let mut v = release
+        .trim()
+        .split(|c: char| !c.is_ascii_digit())
+        .filter_map(|n| n.parse::<u32>().ok());
+    (v.next().unwrap_or(0), v.next().unwrap_or(0)) >= (6, 9)
+}
+
+#[test]
+fn root_gets_kernel_passthrough_unless_told_not_to() {
+    if !common::is_root() {
+        eprintln!("skipped: needs root");
+        return;
+    }
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let m = ccs.mnt.to_str().unwrap();
+    for (args, want) in [
+        (vec!["mount", m], kernel_has_passthrough()),
+        (vec!["mount", m, "--no-passthrough"], false),
+    ] {
+        let out = ccs.cli(&args);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let status = common::stdout(&ccs.cli(&["status", m]));
+        let line = if want {
+            "passthrough: on"
+        } else {
+            "passthrough: off"
+        };
+        assert!(status.contains(line), "{args:?}: {status}");
+        // Data still flows either way.
+        std::fs::write(ccs.profile("work").join("projects/p.jsonl"), b"{}\n").unwrap();
+        assert_eq!(
+            std::fs::read(ccs.profile("personal").join("projects/p.jsonl")).unwrap(),
+            b"{}\n"
+        );
+        assert!(ccs.cli(&["unmount", m]).status.success());
+    }
 }
