@@ -29,8 +29,8 @@ step "cargo test (unit tests, integration tests on real mounts, end to end with 
 run cargo test --release --all-targets
 
 if $root; then
-  step "integration tests again without kernel passthrough"
-  CCSFS_TEST_MOUNT_ARGS=--no-passthrough run cargo test --release --tests -- --skip real_claude
+  step "integration tests again without passthrough and with no fd kept per file"
+  CCSFS_TEST_MOUNT_ARGS="--no-passthrough --fd-budget 0" run cargo test --release --tests -- --skip real_claude
 
   step "integration tests and end to end as an ordinary user (fusermount3)"
   run scripts/unprivileged-tests.sh

@@ -50,6 +50,9 @@ enum Cmd {
         /// Serve file data through the daemon even as root (no kernel passthrough)
         #[arg(long)]
         no_passthrough: bool,
+        /// How many file nodes keep an open fd (default: 3/4 of the open-file limit)
+        #[arg(long, value_name = "N", hide = true)]
+        fd_budget: Option<usize>,
     },
     /// Unmount (also when the daemon has died)
     Unmount {
@@ -149,6 +152,7 @@ fn run(cli: Cli) -> Result<(), String> {
             lock_idle,
             lock_lease,
             no_passthrough,
+            fd_budget,
         } => {
             let mut allow_other = false;
             for o in options {
@@ -187,6 +191,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     allow_other,
                     threads,
                     passthrough: !no_passthrough,
+                    fd_budget,
                     locks: LockConfig {
                         idle_limit: lock_idle.map(Duration::from_secs),
                         lease: Duration::from_secs(lock_lease.max(1)),

@@ -30,6 +30,8 @@ pub struct MountOptions {
     pub locks: crate::locks::LockConfig,
     /// Use kernel passthrough when the kernel and privileges allow it.
     pub passthrough: bool,
+    /// How many file nodes keep their own fd (default: from the open-file limit).
+    pub fd_budget: Option<usize>,
 }
 
 /// What `/proc/self/mountinfo` says about a path.
@@ -295,8 +297,14 @@ fn serve_inner(
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0) };
     let signals = block_signals();
-    let fs = CcsFs::new(layout, profiles, &opts.mount_point, opts.locks)
-        .map_err(|e| format!("cannot prepare {}: {e}", layout.ccs_dir.display()))?;
+    let fs = CcsFs::new(
+        layout,
+        profiles,
+        &opts.mount_point,
+        opts.locks,
+        opts.fd_budget,
+    )
+    .map_err(|e| format!("cannot prepare {}: {e}", layout.ccs_dir.display()))?;
     let mut config = Config::default();
     config.acl = if opts.allow_other {
         SessionACL::All

@@ -5,6 +5,7 @@
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
+use std::os::fd::AsFd;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -63,7 +64,7 @@ struct Emit<'a> {
 impl CcsFs {
     pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
         let state = match inode.role {
-            Role::Plain => DirState::Backing(sys::open_dir(inode.fd())?),
+            Role::Plain => DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?),
             _ => DirState::Snapshot(None),
         };
         Ok(self.dirs.insert(state))
@@ -140,7 +141,7 @@ impl CcsFs {
 
     pub(super) fn read_dir_plus(
         &self,
-        inode: &Inode,
+        inode: &Arc<Inode>,
         fh: u64,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
@@ -211,7 +212,9 @@ impl CcsFs {
                         .unwrap_or(0);
                     out.push(dir(&p.routes.profile.name, ino));
                     let lock = format!("{}.lock", p.routes.profile.name);
-                    if let Ok(st) = sys::fstatat(inode.fd(), &sys::cstr(OsStr::new(&lock))?) {
+                    if let Ok(st) =
+                        sys::fstatat(inode.fd()?.as_fd(), &sys::cstr(OsStr::new(&lock))?)
+                    {
                         let key = Key {
                             view: 0,
                             dev: st.st_dev,
@@ -240,7 +243,7 @@ impl CcsFs {
                         .unwrap_or(0);
                     out.push(dir(r.name, ino));
                 }
-                let fd = sys::open_dir(inode.fd())?;
+                let fd = sys::open_dir(inode.fd()?.as_fd())?;
                 let mut buf = vec![0u8; DENTS_BUF];
                 let mut off = 0;
                 loop {

@@ -6,10 +6,11 @@ use std::ffi::OsStr;
 use std::os::fd::AsFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
+use std::sync::Arc;
 
 use fuser::{Errno, FileAttr, Request, TimeOrNow};
 
-use super::inodes::{Inode, Role};
+use super::inodes::{Inode, Key, Role};
 use super::lookup::Change;
 use super::sys::{self, CallerCreds, SysResult};
 use super::{CcsFs, attr};
@@ -32,7 +33,7 @@ impl CcsFs {
     }
 
     /// Looks up a name just created in `parent` and returns its attributes.
-    fn created(&self, parent: &Inode, name: &OsStr) -> SysResult<FileAttr> {
+    fn created(&self, parent: &Arc<Inode>, name: &OsStr) -> SysResult<FileAttr> {
         self.touched_entry(parent, name);
         self.lookup_child(parent, name).map(|(_, a)| a)
     }
@@ -49,7 +50,8 @@ impl CcsFs {
         if c.size.is_some() {
             self.check_truncate(req, inode, c.fh)?;
         }
-        let fd = inode.fd();
+        let fd_ref = inode.fd()?;
+        let fd = fd_ref.as_fd();
         if let Some(mode) = c.mode {
             if inode.kind == libc::S_IFLNK {
                 return Err(Errno::EOPNOTSUPP);
@@ -75,14 +77,14 @@ impl CcsFs {
     pub(super) fn make_dir(
         &self,
         req: &Request,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
         mode: u32,
     ) -> SysResult<FileAttr> {
         self.guard(parent, name, Change::Mkdir)?;
         {
             let _c = self.creds(req);
-            sys::mkdirat(parent.fd(), &sys::cstr(name)?, mode)?;
+            sys::mkdirat(parent.fd()?.as_fd(), &sys::cstr(name)?, mode)?;
         }
         self.created(parent, name)
     }
@@ -90,7 +92,7 @@ impl CcsFs {
     pub(super) fn make_node(
         &self,
         req: &Request,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
         mode: u32,
         rdev: u32,
@@ -98,7 +100,12 @@ impl CcsFs {
         self.guard(parent, name, Change::Create)?;
         {
             let _c = self.creds(req);
-            sys::mknodat(parent.fd(), &sys::cstr(name)?, mode, u64::from(rdev))?;
+            sys::mknodat(
+                parent.fd()?.as_fd(),
+                &sys::cstr(name)?,
+                mode,
+                u64::from(rdev),
+            )?;
         }
         self.created(parent, name)
     }
@@ -106,7 +113,7 @@ impl CcsFs {
     pub(super) fn make_symlink(
         &self,
         req: &Request,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
         target: &Path,
     ) -> SysResult<FileAttr> {
@@ -116,7 +123,7 @@ impl CcsFs {
             let _c = self.creds(req);
             sys::symlinkat(
                 &sys::cstr(target.as_os_str())?,
-                parent.fd(),
+                parent.fd()?.as_fd(),
                 &sys::cstr(name)?,
             )?;
         }
@@ -143,7 +150,7 @@ impl CcsFs {
 
     /// Refuses to create (or move) a symlink that would lead out of its profile.
     fn check_symlink_target(&self, parent: &Inode, target: &Path) -> SysResult<()> {
-        let here = sys::fd_path(parent.fd())?;
+        let here = sys::fd_path(parent.fd()?.as_fd())?;
         if self.symlink_allowed_in(parent.tree, parent.key.view, &here, target) {
             Ok(())
         } else {
@@ -157,8 +164,8 @@ impl CcsFs {
     /// predate ccsfs, and an absolute link into "the own profile" means another profile when
     /// read through a shared store.
     pub(super) fn read_link(&self, inode: &Inode) -> SysResult<Vec<u8>> {
-        let target = sys::readlink_fd(inode.fd())?;
-        let here = sys::fd_path(inode.fd())?;
+        let target = sys::readlink_fd(inode.fd()?.as_fd())?;
+        let here = sys::fd_path(inode.fd()?.as_fd())?;
         let dir = here.parent().unwrap_or(&here);
         if self.symlink_allowed_in(
             inode.tree,
@@ -191,10 +198,14 @@ impl CcsFs {
             return Err(Errno::EXDEV);
         }
         if inode.kind == libc::S_IFLNK {
-            let target = sys::readlink_fd(inode.fd())?;
+            let target = sys::readlink_fd(inode.fd()?.as_fd())?;
             self.check_symlink_target(newparent, Path::new(OsStr::from_bytes(&target)))?;
         }
-        sys::link_fd_at(inode.fd(), newparent.fd(), &sys::cstr(newname)?)?;
+        sys::link_fd_at(
+            inode.fd()?.as_fd(),
+            newparent.fd()?.as_fd(),
+            &sys::cstr(newname)?,
+        )?;
         self.touched(inode, false);
         self.touched_entry(newparent, newname);
         let attr = self.attr_of(inode)?;
@@ -219,9 +230,10 @@ impl CcsFs {
         } else {
             self.check_change(req, parent, name)?
         };
+        self.pin_child(parent, name);
         let child = self.shared_child(parent, name);
         sys::unlinkat(
-            parent.fd(),
+            parent.fd()?.as_fd(),
             &sys::cstr(name)?,
             if dir { libc::AT_REMOVEDIR } else { 0 },
         )?;
@@ -236,9 +248,9 @@ impl CcsFs {
     pub(super) fn rename_entry(
         &self,
         req: &Request,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
-        newparent: &Inode,
+        newparent: &Arc<Inode>,
         newname: &OsStr,
         flags: u32,
     ) -> SysResult<()> {
@@ -257,7 +269,37 @@ impl CcsFs {
         let moved = self.check_change(req, parent, name)?;
         let over = self.check_change(req, newparent, newname)?;
         let replaced = self.shared_child(newparent, newname);
-        sys::renameat2(parent.fd(), &old, newparent.fd(), &new, flags)?;
+        let key_at = |dir: &Inode, n: &std::ffi::CStr| {
+            let st = sys::fstatat(dir.fd().ok()?.as_fd(), n).ok()?;
+            Some(Key {
+                view: dir.key.view,
+                dev: st.st_dev,
+                ino: st.st_ino,
+            })
+        };
+        let moving = key_at(parent, &old);
+        self.pin_child(newparent, newname);
+        let exchanged = if flags & libc::RENAME_EXCHANGE != 0 {
+            key_at(newparent, &new)
+        } else {
+            None
+        };
+        sys::renameat2(
+            parent.fd()?.as_fd(),
+            &old,
+            newparent.fd()?.as_fd(),
+            &new,
+            flags,
+        )?;
+        // Nodes without a held fd find themselves by name: follow them to their new names.
+        for (key, dir, n) in [(moving, newparent, newname), (exchanged, parent, name)] {
+            if let Some(i) = key
+                .and_then(|k| self.inodes.find(k))
+                .and_then(|id| self.inodes.get(id))
+            {
+                i.relink(dir, n);
+            }
+        }
         // A moved or replaced transcript's lock goes with its old name.
         for (dev, ino) in moved.into_iter().chain(over) {
             self.locks.forget_file(dev, ino);
@@ -268,6 +310,21 @@ impl CcsFs {
         Ok(())
     }
 
+    /// The node at `parent/name` (if the kernel holds it) is about to lose that name.
+    fn pin_child(&self, parent: &Inode, name: &OsStr) {
+        let Ok(st) = sys::cstr(name).and_then(|c| sys::fstatat(parent.fd()?.as_fd(), &c)) else {
+            return;
+        };
+        let key = Key {
+            view: parent.key.view,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        if let Some(i) = self.inodes.find(key).and_then(|id| self.inodes.get(id)) {
+            i.pin();
+        }
+    }
+
     /// A symlink moved to another dir must still not lead out of its profile.
     fn check_moved_symlink(
         &self,
@@ -275,13 +332,13 @@ impl CcsFs {
         name: &std::ffi::CStr,
         to: &Inode,
     ) -> SysResult<()> {
-        let Ok(st) = sys::fstatat(from.fd(), name) else {
+        let Ok(st) = sys::fstatat(from.fd()?.as_fd(), name) else {
             return Ok(());
         };
         if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
             return Ok(());
         }
-        let fd = sys::open_path_at(from.fd(), name)?;
+        let fd = sys::open_path_at(from.fd()?.as_fd(), name)?;
         let target = sys::readlink_fd(fd.as_fd())?;
         self.check_symlink_target(to, Path::new(OsStr::from_bytes(&target)))
     }

@@ -22,7 +22,7 @@ impl CcsFs {
     pub(super) fn create_file(
         &self,
         req: &Request,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
         mode: u32,
         flags: i32,
@@ -31,11 +31,17 @@ impl CcsFs {
         let flags = (flags & !STRIPPED_OPEN_FLAGS) | (flags & libc::O_EXCL);
         let file = {
             let _c = self.creds(req);
-            sys::openat_create(parent.fd(), &sys::cstr(name)?, flags, mode)?
+            sys::openat_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
         };
         let claimed = self.claim_created(req, parent, name)?;
         let path_fd = sys::reopen(file.as_fd(), libc::O_PATH)?;
-        let (inode, attr) = self.remember(path_fd, parent.key.view, parent.tree, Role::Plain)?;
+        let (inode, attr) = self.remember(
+            path_fd,
+            parent.key.view,
+            parent.tree,
+            Role::Plain,
+            Some((parent.clone(), name.to_os_string())),
+        )?;
         let fh = file.into_raw_fd() as u64;
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
@@ -88,7 +94,8 @@ impl CcsFs {
             return Err(Errno::EISDIR);
         }
         let claimed = self.claim_for_open(req, inode, flags)?;
-        let fh = sys::reopen(inode.fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64;
+        let fh =
+            sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64;
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }

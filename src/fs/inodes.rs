@@ -7,10 +7,21 @@
 //! forget and remount): `[device namespace:8][view:12][backing ino:44]`. Keys that do not fit
 //! get an id from a reserved range, stable while the kernel holds the node.
 //! Lookup counts are exact; a node is dropped on its last forget.
+//!
+//! Open fds are a bounded resource (RLIMIT_NOFILE may be 20,000 or even 1,024 for a user):
+//! directories always keep their O_PATH fd, and files keep theirs while the table holds
+//! fewer than its fd budget. Past that, a file node keeps only its (parent, name) link and
+//! re-opens itself for each operation, checking that (dev, ino) still match.
 
 use std::collections::HashMap;
+use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
+
+use fuser::Errno;
+
+use super::sys;
 
 use parking_lot::{Mutex, RwLock};
 
@@ -45,10 +56,22 @@ pub struct Key {
     pub ino: u64,
 }
 
+/// Where a file was last seen: its parent dir node and its name there.
+pub type Link = (Arc<Inode>, OsString);
+
+/// O_PATH fds held by file nodes, across the process (for the fd budget).
+static HELD_FILE_FDS: AtomicUsize = AtomicUsize::new(0);
+
 #[derive(Debug)]
 pub struct Inode {
     pub id: u64,
-    pub fd: OwnedFd,
+    /// The O_PATH fd, unless the fd budget was spent (files only; see the module comment).
+    held: Option<OwnedFd>,
+    /// How to find the file again without a held fd (None for the mount and profile roots).
+    link: Mutex<Option<Link>>,
+    /// An fd taken when the node's last known name went away (unlink, rename over it) while
+    /// the kernel still holds the node: an open file stays usable.
+    pinned: std::sync::OnceLock<OwnedFd>,
     pub key: Key,
     /// S_IFMT bits of the backing file.
     pub kind: u32,
@@ -58,13 +81,64 @@ pub struct Inode {
     pub backing: Mutex<Weak<fuser::BackingId>>,
 }
 
+/// An fd for a node: its own held one, or a fresh one opened through its link.
+pub enum FdRef<'a> {
+    Held(BorrowedFd<'a>),
+    Fresh(OwnedFd),
+}
+
+impl AsFd for FdRef<'_> {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        match self {
+            FdRef::Held(b) => b.as_fd(),
+            FdRef::Fresh(o) => o.as_fd(),
+        }
+    }
+}
+
 impl Inode {
-    pub fn fd(&self) -> BorrowedFd<'_> {
-        self.fd.as_fd()
+    /// An O_PATH fd on the backing file. ESTALE when a node without a held fd can no longer
+    /// be found under its last name as the same file.
+    pub fn fd(&self) -> Result<FdRef<'_>, Errno> {
+        if let Some(fd) = self.held.as_ref().or(self.pinned.get()) {
+            return Ok(FdRef::Held(fd.as_fd()));
+        }
+        let (parent, name) = self.link.lock().clone().ok_or(Errno::ESTALE)?;
+        let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(&name)?)?;
+        let st = sys::fstat(fd.as_fd())?;
+        if (st.st_dev, st.st_ino) != (self.key.dev, self.key.ino) {
+            return Err(Errno::ESTALE);
+        }
+        Ok(FdRef::Fresh(fd))
+    }
+
+    /// Its name is about to go away: make sure the node keeps a way to its file.
+    pub fn pin(&self) {
+        if self.held.is_none()
+            && self.pinned.get().is_none()
+            && let Ok(FdRef::Fresh(fd)) = self.fd()
+        {
+            let _ = self.pinned.set(fd);
+        }
+    }
+
+    /// The file is now known as `name` in `parent` (a rename, or a fresh lookup).
+    pub fn relink(&self, parent: &Arc<Inode>, name: &std::ffi::OsStr) {
+        if self.held.is_none() {
+            *self.link.lock() = Some((parent.clone(), name.to_os_string()));
+        }
     }
 
     pub fn is_dir(&self) -> bool {
         self.kind == libc::S_IFDIR
+    }
+}
+
+impl Drop for Inode {
+    fn drop(&mut self) {
+        if self.held.is_some() && self.kind != libc::S_IFDIR {
+            HELD_FILE_FDS.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
@@ -75,6 +149,8 @@ pub struct NewNode {
     pub kind: u32,
     pub tree: TreeId,
     pub role: Role,
+    /// Where it was found (None for the mount and profile roots, which always keep their fd).
+    pub link: Option<Link>,
 }
 
 /// Derives node ids from keys.
@@ -120,18 +196,22 @@ struct Maps {
 pub struct InodeTable {
     maps: RwLock<Maps>,
     ids: IdScheme,
+    /// File nodes keep their own fd while fewer than this many do.
+    fd_budget: usize,
 }
 
 impl InodeTable {
     /// A table holding only the mount root. `home_dev` is the CCS dir's device.
-    pub fn new(root: NewNode, home_dev: u64) -> InodeTable {
+    pub fn new(root: NewNode, home_dev: u64, fd_budget: usize) -> InodeTable {
         let mut maps = Maps {
             next_fallback: FALLBACK_NS << NS_SHIFT,
             ..Default::default()
         };
         let inode = Arc::new(Inode {
             id: ROOT_ID,
-            fd: root.fd,
+            held: Some(root.fd),
+            link: Mutex::new(None),
+            pinned: Default::default(),
             key: root.key,
             kind: root.kind,
             tree: root.tree,
@@ -145,6 +225,7 @@ impl InodeTable {
                 home_dev,
                 dev_ns: Mutex::new(HashMap::new()),
             },
+            fd_budget,
         }
     }
 
@@ -172,6 +253,16 @@ impl InodeTable {
             .map(|_| id)
     }
 
+    /// Counts one lookup of the node with `key` if the table has it (no fd needed for that).
+    pub fn lookup_known(&self, key: Key) -> Option<Arc<Inode>> {
+        let derived = self.ids.derive(key);
+        let mut maps = self.maps.write();
+        let id = derived.or_else(|| maps.fallback.get(&key).copied())?;
+        let e = maps.by_id.get_mut(&id).filter(|e| e.inode.key == key)?;
+        e.lookups += 1;
+        Some(e.inode.clone())
+    }
+
     /// Counts one lookup of `node`: the existing inode with the same key, or a new one.
     pub fn lookup(&self, node: NewNode) -> Arc<Inode> {
         let derived = self.ids.derive(node.key);
@@ -179,6 +270,9 @@ impl InodeTable {
         let existing = derived.or_else(|| maps.fallback.get(&node.key).copied());
         if let Some(e) = existing.and_then(|id| maps.by_id.get_mut(&id)) {
             e.lookups += 1;
+            if let Some((parent, name)) = &node.link {
+                e.inode.relink(parent, name);
+            }
             return e.inode.clone();
         }
         let id = match derived {
@@ -190,9 +284,17 @@ impl InodeTable {
                 id
             }
         };
+        let keep = node.kind == libc::S_IFDIR
+            || node.link.is_none()
+            || HELD_FILE_FDS.load(Ordering::Relaxed) < self.fd_budget;
+        if keep && node.kind != libc::S_IFDIR {
+            HELD_FILE_FDS.fetch_add(1, Ordering::Relaxed);
+        }
         let inode = Arc::new(Inode {
             id,
-            fd: node.fd,
+            held: keep.then_some(node.fd),
+            link: Mutex::new(node.link),
+            pinned: Default::default(),
             key: node.key,
             kind: node.kind,
             tree: node.tree,
@@ -246,6 +348,7 @@ mod tests {
             kind: libc::S_IFREG,
             tree: 0,
             role: Role::Plain,
+            link: None,
         }
     }
 
@@ -256,6 +359,7 @@ mod tests {
                 ..node(0, 1, 2)
             },
             1,
+            usize::MAX,
         )
     }
 

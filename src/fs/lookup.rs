@@ -4,12 +4,13 @@
 //! dirs) from being created, removed or renamed away.
 
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 
 use fuser::{Errno, FileAttr};
 
-use super::inodes::{Inode, Key, NewNode, Role, TreeId};
+use super::inodes::{Inode, Key, Link, NewNode, Role, TreeId};
 use super::{CcsFs, attr, mkdir_private, sys};
 use crate::routes::lock_dir_profile;
 
@@ -34,7 +35,7 @@ impl CcsFs {
     /// Resolves `name` in `parent`, counts a lookup, and returns the node with its attributes.
     pub(super) fn lookup_child(
         &self,
-        parent: &Inode,
+        parent: &Arc<Inode>,
         name: &OsStr,
     ) -> Result<(Arc<Inode>, FileAttr), Errno> {
         if name == "." || name == ".." {
@@ -71,9 +72,43 @@ impl CcsFs {
                     None => (open_child(parent, name)?, parent.tree, Role::Plain),
                 }
             }
-            Role::Plain => (open_child(parent, name)?, parent.tree, Role::Plain),
+            Role::Plain => return self.lookup_plain(parent, name),
         };
-        self.remember(fd, parent.key.view, tree, role)
+        let link = match role {
+            Role::ProfileRoot(_) => None,
+            _ => Some((parent.clone(), name.to_os_string())),
+        };
+        self.remember(fd, parent.key.view, tree, role, link)
+    }
+
+    /// A plain child: one `fstatat`, and only a file the table does not know yet is opened.
+    /// (Listings look up every entry: most are known, and the open/close pair was most of
+    /// the cost of a warm session picker.)
+    fn lookup_plain(
+        &self,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+    ) -> Result<(Arc<Inode>, FileAttr), Errno> {
+        let pfd = parent.fd()?;
+        let cname = sys::cstr(name)?;
+        let st = sys::fstatat(pfd.as_fd(), &cname)?;
+        let key = Key {
+            view: parent.key.view,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        if let Some(inode) = self.inodes.lookup_known(key) {
+            inode.relink(parent, name);
+            return Ok((inode.clone(), attr::to_attr(&st, inode.id)));
+        }
+        let fd = sys::open_path_at(pfd.as_fd(), &cname)?;
+        self.remember(
+            fd,
+            parent.key.view,
+            parent.tree,
+            Role::Plain,
+            Some((parent.clone(), name.to_os_string())),
+        )
     }
 
     /// Adds a freshly opened O_PATH fd to the table (one lookup) and returns its attributes.
@@ -83,6 +118,7 @@ impl CcsFs {
         parent_view: u32,
         tree: TreeId,
         role: Role,
+        link: Option<Link>,
     ) -> Result<(Arc<Inode>, FileAttr), Errno> {
         let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))?;
         let view = match role {
@@ -99,6 +135,7 @@ impl CcsFs {
             kind: st.st_mode & libc::S_IFMT,
             tree,
             role,
+            link,
         };
         let inode = self.inodes.lookup(node);
         Ok((inode.clone(), attr::to_attr(&st, inode.id)))
@@ -137,7 +174,7 @@ impl CcsFs {
 }
 
 fn open_child(parent: &Inode, name: &OsStr) -> Result<OwnedFd, Errno> {
-    sys::open_path_at(parent.fd(), &sys::cstr(name)?)
+    sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)
 }
 
 /// Opens a routed or instance dir, creating it (0700) when it does not exist yet.

@@ -15,6 +15,7 @@ mod xattrs;
 
 use std::ffi::OsStr;
 use std::io;
+use std::os::fd::AsFd;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -85,6 +86,7 @@ impl CcsFs {
         profiles: &[Profile],
         mount_point: &Path,
         locks: LockConfig,
+        fd_budget: Option<usize>,
     ) -> io::Result<CcsFs> {
         let instances = layout.instances_dir();
         mkdir_private(&instances)?;
@@ -155,11 +157,12 @@ impl CcsFs {
             kind: libc::S_IFDIR,
             tree: 0,
             role: Role::MountRoot,
+            link: None,
         };
         let mount_abs = crate::mount::absolute_mount_point(mount_point);
         Ok(CcsFs {
             profiles: views,
-            inodes: InodeTable::new(root, home_dev),
+            inodes: InodeTable::new(root, home_dev, fd_budget.unwrap_or_else(default_fd_budget)),
             dirs: DirHandles::default(),
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,
@@ -203,7 +206,7 @@ impl CcsFs {
             return None;
         }
         let st = sys::cstr(name)
-            .and_then(|c| sys::fstatat(parent.fd(), &c))
+            .and_then(|c| sys::fstatat(parent.fd()?.as_fd(), &c))
             .ok()?;
         Some(Key {
             view: parent.key.view,
@@ -241,9 +244,27 @@ impl CcsFs {
 
     /// Current attributes of a node as FUSE reports them.
     fn attr_of(&self, inode: &Inode) -> SysResult<FileAttr> {
-        let st = sys::fstat(inode.fd())?;
+        let st = sys::fstat(inode.fd()?.as_fd())?;
         Ok(attr::to_attr(&st, inode.id))
     }
+}
+
+/// How many file nodes may keep their own O_PATH fd: three quarters of the open-file limit,
+/// leaving the rest for open files, directories and everything else.
+fn default_fd_budget() -> usize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain read of a resource limit.
+    let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    (cur.min(1 << 24) as usize * 3 / 4)
+        .saturating_sub(64)
+        .max(64)
 }
 
 fn io_err(e: Errno) -> io::Error {
@@ -333,8 +354,16 @@ impl Filesystem for CcsFs {
         self.inodes.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        reply_attr(reply, self.inode(ino).and_then(|i| self.attr_of(&i)));
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // An open file answers through its handle (it may have no name left). The kernel sends
+        // a handle only for regular files, whose handles are backing fds.
+        let r = match fh {
+            // SAFETY: `fh` is an fd this daemon opened for that file and closes at release.
+            Some(fh) => sys::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fh.0 as i32) })
+                .map(|st| attr::to_attr(&st, ino.0)),
+            None => self.inode(ino).and_then(|i| self.attr_of(&i)),
+        };
+        reply_attr(reply, r);
     }
 
     fn setattr(
@@ -632,14 +661,14 @@ impl Filesystem for CcsFs {
         reply: ReplyEmpty,
     ) {
         let r = self.inode(ino).and_then(|i| {
-            let fd = sys::open_dir(i.fd())?;
+            let fd = sys::open_dir(i.fd()?.as_fd())?;
             sys::fsync(std::os::fd::AsRawFd::as_raw_fd(&fd), datasync)
         });
         reply_empty(reply, r);
     }
 
     fn statfs(&self, _req: &Request, ino: INodeNo, reply: ReplyStatfs) {
-        match self.inode(ino).and_then(|i| sys::fstatvfs(i.fd())) {
+        match self.inode(ino).and_then(|i| sys::fstatvfs(i.fd()?.as_fd())) {
             Ok(s) => reply.statfs(
                 s.f_blocks,
                 s.f_bfree,
@@ -701,7 +730,7 @@ impl Filesystem for CcsFs {
         reply_empty(
             reply,
             self.inode(ino)
-                .and_then(|i| sys::access_path(i.fd(), mask.bits())),
+                .and_then(|i| sys::access_path(i.fd()?.as_fd(), mask.bits())),
         );
     }
 

@@ -139,11 +139,12 @@ impl CcsFs {
         if !writes(flags) {
             return Ok(None);
         }
-        let Some(t) = self.transcript(inode.tree, inode.fd(), None) else {
+        let fd = inode.fd()?;
+        let Some(t) = self.transcript(inode.tree, fd.as_fd(), None) else {
             return Ok(None);
         };
         let repair = if flags & libc::O_TRUNC == 0 {
-            Some(inode.fd())
+            Some(fd.as_fd())
         } else {
             None
         };
@@ -158,7 +159,7 @@ impl CcsFs {
         parent: &Inode,
         name: &OsStr,
     ) -> SysResult<Option<(u64, u64)>> {
-        let Some(t) = self.transcript(parent.tree, parent.fd(), Some(name)) else {
+        let Some(t) = self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)) else {
             return Ok(None);
         };
         self.claim(req, parent.key.view, &t, None)?;
@@ -173,7 +174,7 @@ impl CcsFs {
         parent: &Inode,
         name: &OsStr,
     ) -> SysResult<Option<(u64, u64)>> {
-        let Some(t) = self.transcript(parent.tree, parent.fd(), Some(name)) else {
+        let Some(t) = self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)) else {
             return Ok(None);
         };
         self.check_transcript_change(req, parent.key.view, &t)?;
@@ -190,7 +191,7 @@ impl CcsFs {
         if fh.is_some_and(|fh| self.locks.is_owner_handle(fh)) {
             return Ok(());
         }
-        match self.transcript(inode.tree, inode.fd(), None) {
+        match self.transcript(inode.tree, inode.fd()?.as_fd(), None) {
             Some(t) => self.check_transcript_change(req, inode.key.view, &t),
             None => Ok(()),
         }

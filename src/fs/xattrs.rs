@@ -2,6 +2,7 @@
 //! (which also reaches symlinks and unlinked files). The virtual mount root has none.
 
 use std::ffi::OsStr;
+use std::os::fd::AsFd;
 
 use fuser::Errno;
 
@@ -14,14 +15,14 @@ impl CcsFs {
         if inode.role == Role::MountRoot {
             return Err(Errno::NO_XATTR);
         }
-        sys::getxattr(inode.fd(), &sys::cstr(name)?, size as usize)
+        sys::getxattr(inode.fd()?.as_fd(), &sys::cstr(name)?, size as usize)
     }
 
     pub(super) fn list_xattr(&self, inode: &Inode, size: u32) -> SysResult<Vec<u8>> {
         if inode.role == Role::MountRoot {
             return Ok(Vec::new());
         }
-        sys::listxattr(inode.fd(), size as usize)
+        sys::listxattr(inode.fd()?.as_fd(), size as usize)
     }
 
     pub(super) fn set_xattr(
@@ -34,13 +35,13 @@ impl CcsFs {
         if inode.role == Role::MountRoot {
             return Err(Errno::EPERM);
         }
-        sys::setxattr(inode.fd(), &sys::cstr(name)?, value, flags)
+        sys::setxattr(inode.fd()?.as_fd(), &sys::cstr(name)?, value, flags)
     }
 
     pub(super) fn remove_xattr(&self, inode: &Inode, name: &OsStr) -> SysResult<()> {
         if inode.role == Role::MountRoot {
             return Err(Errno::EPERM);
         }
-        sys::removexattr(inode.fd(), &sys::cstr(name)?)
+        sys::removexattr(inode.fd()?.as_fd(), &sys::cstr(name)?)
     }
 }

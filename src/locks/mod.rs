@@ -295,7 +295,8 @@ impl LockManager {
         }
     }
 
-    /// Renews the leases of live owners and drops the locks of owners that have exited.
+    /// Renews the leases of live owners (a touch of their lock files) and drops the locks of
+    /// owners that have exited.
     pub fn renew(&self) {
         let mut held = self.held.lock();
         let lease_until = unix_now() + self.config.lease.as_secs();
@@ -313,10 +314,12 @@ impl LockManager {
                 record::remove(&h.lock_file);
                 return false;
             }
-            h.record.lease_until = lease_until;
-            match record::write(&h.lock_file, &h.record) {
-                Ok(s) => h.stamp = s,
-                Err(e) => log::warn!("cannot renew {}: {e}", h.lock_file.display()),
+            match record::touch(&h.lock_file) {
+                Some(s) => {
+                    h.stamp = s;
+                    h.record.lease_until = lease_until;
+                }
+                None => log::warn!("cannot renew {}", h.lock_file.display()),
             }
             true
         });

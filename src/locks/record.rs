@@ -42,9 +42,11 @@ pub fn file_name(path: &str) -> String {
     name + ".lock"
 }
 
-pub fn to_text(r: &Record) -> String {
+/// The text of a lock file. The lease is stored as a length: it runs from the file's mtime,
+/// so that renewing it is a `touch`, not a rewrite.
+pub fn to_text(r: &Record, now: u64) -> String {
     format!(
-        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease_until={}\ndaemon={}\n",
+        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease={}\ndaemon={}\n",
         r.path,
         r.host.name,
         r.host.boot_id,
@@ -52,12 +54,13 @@ pub fn to_text(r: &Record) -> String {
         r.owner.start,
         r.profile,
         r.since,
-        r.lease_until,
+        r.lease_until.saturating_sub(now),
         r.daemon
     )
 }
 
-pub fn parse(text: &str) -> Option<Record> {
+/// Parses a lock file whose mtime (the start of its current lease) is `mtime` (Unix seconds).
+pub fn parse(text: &str, mtime: u64) -> Option<Record> {
     let get = |k: &str| {
         text.lines()
             .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
@@ -74,7 +77,7 @@ pub fn parse(text: &str) -> Option<Record> {
         },
         profile: get("profile")?.to_string(),
         since: get("since")?.parse().ok()?,
-        lease_until: get("lease_until")?.parse().ok()?,
+        lease_until: mtime + get("lease")?.parse::<u64>().ok()?,
         daemon: get("daemon").and_then(|d| d.parse().ok()).unwrap_or(0),
     })
 }
@@ -96,28 +99,63 @@ pub fn stamp(path: &Path) -> Option<Stamp> {
 
 /// Reads a lock file; a missing or unreadable one is no lock.
 pub fn read(path: &Path) -> Option<Record> {
-    parse(&std::fs::read_to_string(path).ok()?)
+    let f = std::fs::File::open(path).ok()?;
+    let mtime = f.metadata().ok()?.mtime().max(0) as u64;
+    parse(&std::io::read_to_string(f).ok()?, mtime)
+}
+
+/// Renews a lease: the lease runs from the file's mtime. Returns the new stamp.
+pub fn touch(path: &Path) -> Option<Stamp> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
+    // SAFETY: NUL-terminated path; null times mean "now".
+    if unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            std::ptr::null(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    } != 0
+    {
+        return None;
+    }
+    stamp(path)
+}
+
+/// Creates `<group>/.ccsfs/locks` when a first open in it finds it missing.
+fn open_in_locks_dir(dir: &Path, open: impl Fn() -> io::Result<File>) -> io::Result<File> {
+    match open() {
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+            open()
+        }
+        r => r,
+    }
 }
 
 /// Writes a lock file atomically (temp file + rename) and returns its stamp.
 pub fn write(path: &Path, r: &Record) -> io::Result<Stamp> {
     let dir = path.parent().expect("lock files live in a dir");
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
     let tmp = dir.join(format!(
         ".tmp-{}-{:?}",
         std::process::id(),
         std::thread::current().id()
     ));
-    let mut f = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(&tmp)?;
-    f.write_all(to_text(r).as_bytes())?;
+    let mut f = open_in_locks_dir(dir, || {
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+    })?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    f.write_all(to_text(r, now).as_bytes())?;
     drop(f);
     std::fs::rename(&tmp, path)?;
     stamp(path).ok_or_else(|| io::Error::other("lock file vanished"))
@@ -147,17 +185,15 @@ pub struct GroupMutex {
 impl GroupMutex {
     pub fn lock(group_dir: &Path) -> io::Result<GroupMutex> {
         let dir = locks_dir(group_dir);
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)?;
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .mode(0o600)
-            .truncate(false)
-            .open(dir.join(".mutex"))?;
+        let f = open_in_locks_dir(&dir, || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .mode(0o600)
+                .truncate(false)
+                .open(dir.join(".mutex"))
+        })?;
         // SAFETY: flock on an fd we own; blocks until the other daemons let go.
         if unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX) } != 0 {
             return Err(io::Error::last_os_error());
@@ -191,8 +227,18 @@ mod tests {
     #[test]
     fn text_round_trips() {
         let r = rec("projects/-home-me/abc.jsonl");
-        assert_eq!(parse(&to_text(&r)), Some(r));
-        assert_eq!(parse("pid=1\n"), None, "an incomplete file is no lock");
+        // The lease is stored as a length from the file's mtime.
+        assert_eq!(
+            parse(&to_text(&r, 1_700_000_000), 1_700_000_000),
+            Some(r.clone())
+        );
+        let later = parse(&to_text(&r, 1_700_000_000), 1_700_000_100).unwrap();
+        assert_eq!(
+            later.lease_until,
+            r.lease_until + 100,
+            "a touch renews the lease"
+        );
+        assert_eq!(parse("pid=1\n", 0), None, "an incomplete file is no lock");
     }
 
     #[test]
@@ -211,11 +257,29 @@ mod tests {
     #[test]
     fn write_read_list_remove() {
         let d = tempfile::tempdir().unwrap();
-        let r = rec("projects/p/s.jsonl");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let r = Record {
+            lease_until: now + 30,
+            ..rec("projects/p/s.jsonl")
+        };
         let path = locks_dir(d.path()).join(file_name(&r.path));
         let s1 = write(&path, &r).unwrap();
-        assert_eq!(read(&path), Some(r.clone()));
-        assert_eq!(list(d.path()), vec![r.clone()]);
+        let back = read(&path).unwrap();
+        assert!(
+            back.lease_until.abs_diff(r.lease_until) <= 1,
+            "lease runs from the write"
+        );
+        assert_eq!(
+            Record {
+                lease_until: r.lease_until,
+                ..back.clone()
+            },
+            r
+        );
+        assert_eq!(list(d.path()), vec![back]);
         let s2 = write(
             &path,
             &Record {
