@@ -185,6 +185,12 @@ mod tests {
         assert_eq!(ids.identify(tid).map(|p| p.pid), Some(me));
         done_tx.send(()).unwrap();
         h.join().unwrap();
+        // join() returns when the thread clears its tid, a moment before the kernel finishes
+        // its exit (and makes its pidfd readable); a tid is never reused before that.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while ids.identify(tid).is_some() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         assert_eq!(ids.identify(tid), None, "an exited thread is nobody");
     }
 

@@ -73,6 +73,14 @@ impl Coherence {
             .collect()
     }
 
+    /// Drops the kernel's cached attributes of one node (any view). Attribute-only, so safe
+    /// from inside a request handler.
+    pub fn attrs_changed(&self, id: u64) {
+        if let Some(n) = self.notifier.get() {
+            let _ = n.inval_inode(INodeNo(id), -1, 0);
+        }
+    }
+
     /// Whether another view currently holds the same backing file.
     pub fn seen_elsewhere(&self, inodes: &InodeTable, tree: TreeId, key: Key) -> bool {
         !self.others(inodes, tree, key).is_empty()

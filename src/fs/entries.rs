@@ -24,6 +24,8 @@ pub struct AttrChanges {
     pub size: Option<u64>,
     pub atime: Option<TimeOrNow>,
     pub mtime: Option<TimeOrNow>,
+    /// Only a new ctime was asked for.
+    pub ctime: bool,
     pub fh: Option<u64>,
 }
 
@@ -36,6 +38,22 @@ impl CcsFs {
     fn created(&self, parent: &Arc<Inode>, name: &OsStr) -> SysResult<FileAttr> {
         self.touched_entry(parent, name);
         self.lookup_child(parent, name).map(|(_, a)| a)
+    }
+
+    /// Whether a setattr must drop set-id bits (FUSE_HANDLE_KILLPRIV_V2 leaves that to us).
+    /// The kernel marks it FATTR_KILL_SUIDGID, which fuser does not pass on, so: a request
+    /// that sets nothing at all is that mark alone (a write by an unprivileged user), and a
+    /// truncate by anyone but root carries it (the kernel sends it to callers without
+    /// CAP_FSETID; uid 0 stands in for that).
+    fn kills_setid(&self, req: &Request, c: &AttrChanges) -> bool {
+        let nothing = c.mode.is_none()
+            && c.uid.is_none()
+            && c.gid.is_none()
+            && c.size.is_none()
+            && c.atime.is_none()
+            && c.mtime.is_none()
+            && !c.ctime;
+        nothing || (c.size.is_some() && c.mode.is_none() && req.uid() != 0)
     }
 
     pub(super) fn set_attr(
@@ -52,6 +70,9 @@ impl CcsFs {
         }
         let fd_ref = inode.fd()?;
         let fd = fd_ref.as_fd();
+        if self.kills_setid(req, c) && inode.kind == libc::S_IFREG {
+            sys::drop_setid_path(fd)?;
+        }
         if let Some(mode) = c.mode {
             if inode.kind == libc::S_IFLNK {
                 return Err(Errno::EOPNOTSUPP);

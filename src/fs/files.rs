@@ -96,6 +96,10 @@ impl CcsFs {
         let claimed = self.claim_for_open(req, inode, flags)?;
         let fh =
             sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64;
+        // KILLPRIV_V2: an O_TRUNC open by a user drops set-id bits (see `kills_setid`).
+        if flags & libc::O_TRUNC != 0 && req.uid() != 0 && sys::drop_setid_fd(fh as i32).is_ok() {
+            self.coherence.attrs_changed(inode.id);
+        }
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }

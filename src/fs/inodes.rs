@@ -16,8 +16,8 @@
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
 
 use fuser::Errno;
 
@@ -77,8 +77,9 @@ pub struct Inode {
     pub kind: u32,
     pub tree: TreeId,
     pub role: Role,
-    /// The kernel passthrough backing id all opens of this file share, while any is open.
-    pub backing: Mutex<Weak<fuser::BackingId>>,
+    /// The kernel passthrough backing id all opens of this file share. Kept while the node
+    /// lives: registering and dropping it around every open cost two ioctls per append.
+    pub backing: Mutex<Option<Arc<fuser::BackingId>>>,
 }
 
 /// An fd for a node: its own held one, or a fresh one opened through its link.
@@ -216,7 +217,7 @@ impl InodeTable {
             kind: root.kind,
             tree: root.tree,
             role: root.role,
-            backing: Mutex::new(Weak::new()),
+            backing: Mutex::new(None),
         });
         maps.by_id.insert(ROOT_ID, Entry { inode, lookups: 1 });
         InodeTable {
@@ -299,7 +300,7 @@ impl InodeTable {
             kind: node.kind,
             tree: node.tree,
             role: node.role,
-            backing: Mutex::new(Weak::new()),
+            backing: Mutex::new(None),
         });
         maps.by_id.insert(
             id,

@@ -235,7 +235,7 @@ impl CcsFs {
         }
         // SAFETY: `fh` is the fd this open just created; it stays open until release.
         let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fh as i32) };
-        self.passthrough.attach(inode, fh, fd, open_backing)
+        self.passthrough.attach(inode, fd, open_backing)
     }
 
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
@@ -314,6 +314,10 @@ impl Filesystem for CcsFs {
             InitFlags::FUSE_ATOMIC_O_TRUNC,
             InitFlags::FUSE_DIRECT_IO_ALLOW_MMAP,
             InitFlags::FUSE_AUTO_INVAL_DATA,
+            // We drop set-id bits ourselves (see `entries::drop_setid_for`), so the kernel need
+            // not ask for security.capability before every single write: a round trip per
+            // transcript append.
+            InitFlags::FUSE_HANDLE_KILLPRIV_V2,
         ] {
             if config.add_capabilities(flag).is_err() {
                 log::debug!("kernel lacks {flag:?}");
@@ -376,7 +380,7 @@ impl Filesystem for CcsFs {
         size: Option<u64>,
         atime: Option<TimeOrNow>,
         mtime: Option<TimeOrNow>,
-        _ctime: Option<SystemTime>,
+        ctime: Option<SystemTime>,
         fh: Option<FileHandle>,
         _crtime: Option<SystemTime>,
         _chgtime: Option<SystemTime>,
@@ -391,6 +395,7 @@ impl Filesystem for CcsFs {
             size,
             atime,
             mtime,
+            ctime: ctime.is_some(),
             fh: fh.map(|f| f.0),
         };
         reply_attr(
@@ -545,11 +550,18 @@ impl Filesystem for CcsFs {
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // KILLPRIV_V2: the writer lacks CAP_FSETID and the file is set-id; the kernel has not
+        // changed its cached mode, so tell it.
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
+            && sys::drop_setid_fd(fh.0 as i32).is_ok()
+        {
+            self.coherence.attrs_changed(ino.0);
+        }
         match sys::pwrite(fh.0 as i32, data, offset) {
             Ok(n) => {
                 if let Ok(i) = self.inode(ino) {
@@ -589,7 +601,6 @@ impl Filesystem for CcsFs {
         reply: ReplyEmpty,
     ) {
         self.locks.released(fh.0);
-        self.passthrough.released(fh.0);
         sys::close(fh.0 as i32);
         reply.ok();
     }

@@ -235,6 +235,37 @@ pub fn truncate_path(fd: BorrowedFd, size: u64) -> SysResult<()> {
     check(unsafe { libc::truncate(p.as_ptr(), size as libc::off_t) }).map(drop)
 }
 
+/// The mode without S_ISUID, and without S_ISGID when group-executable (set-gid without group
+/// execute marks mandatory locking and stays), as the kernel drops them when an unprivileged
+/// user changes a file; None when nothing changes.
+pub fn without_setid(mode: u32) -> Option<u32> {
+    let old = mode & 0o7777;
+    let mut m = old & !libc::S_ISUID;
+    if old & libc::S_IXGRP != 0 {
+        m &= !libc::S_ISGID;
+    }
+    (m != old).then_some(m)
+}
+
+/// Drops the set-id bits of the open file `fd`; Err(ENOENT) when there were none to drop.
+pub fn drop_setid_fd(fd: RawFd) -> SysResult<()> {
+    // SAFETY: `fd` stays open for the duration of the call.
+    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) })?;
+    match without_setid(st.st_mode) {
+        // SAFETY: plain syscall on an open fd.
+        Some(m) => check(unsafe { libc::fchmod(fd, m) }).map(drop),
+        None => Err(Errno::ENOENT),
+    }
+}
+
+/// Drops the set-id bits of the file behind an O_PATH fd.
+pub fn drop_setid_path(fd: BorrowedFd) -> SysResult<()> {
+    match without_setid(fstat(fd)?.st_mode) {
+        Some(m) => fchmod_path(fd, m),
+        None => Ok(()),
+    }
+}
+
 pub fn ftruncate(fd: RawFd, size: u64) -> SysResult<()> {
     // SAFETY: plain syscall on an fd the caller owns.
     check(unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(drop)
