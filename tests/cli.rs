@@ -8,15 +8,14 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    Ccs, THREE_PROFILES, bin, is_mounted, is_root, process_gone, stderr, stdout, wait_until,
+    Ccs, THREE_PROFILES, bin, fs_type, is_mounted, is_root, process_gone, stderr, stdout,
+    wait_until,
 };
 use serde_yaml::Value;
 
@@ -95,23 +94,6 @@ fn mount_count(path: &Path) -> usize {
         .lines()
         .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
         .count()
-}
-
-/// `statfs(path).f_type`, or the errno.
-fn fs_type(path: &Path) -> Result<i64, i32> {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `st` is written on success.
-    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0 {
-        // SAFETY: initialised by the successful call.
-        let st = unsafe { st.assume_init() };
-        // f_type's type differs between architectures.
-        #[allow(clippy::unnecessary_cast)]
-        let f_type = st.f_type as i64;
-        Ok(f_type)
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {

@@ -9,33 +9,16 @@
 mod common;
 
 use std::collections::BTreeSet;
-use std::ffi::CString;
 use std::io::Read;
-use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Ccs, THREE_PROFILES, bin, is_mounted, process_gone, stderr, stdout, wait_until};
+use common::{
+    Ccs, THREE_PROFILES, bin, fs_type, is_mounted, process_gone, stderr, stdout, wait_until,
+};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
-
-/// `statfs(path).f_type`, or the errno.
-fn fs_type(path: &Path) -> Result<i64, i32> {
-    let c = CString::new(path.as_os_str().as_bytes()).unwrap();
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: `st` is written on success.
-    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0 {
-        // SAFETY: initialised by the successful call.
-        let st = unsafe { st.assume_init() };
-        // f_type's type differs between architectures.
-        #[allow(clippy::unnecessary_cast)]
-        let f_type = st.f_type as i64;
-        Ok(f_type)
-    } else {
-        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
-    }
-}
 
 fn assert_fuse(path: &Path) {
     assert_eq!(

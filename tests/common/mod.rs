@@ -186,3 +186,21 @@ pub fn wait_until(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `statfs(path).f_type`, or the errno.
+pub fn fs_type(path: &Path) -> Result<i64, i32> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).unwrap();
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: `st` is written on success.
+    if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0 {
+        // SAFETY: initialised by the successful call.
+        let st = unsafe { st.assume_init() };
+        // f_type's type differs between architectures.
+        #[allow(clippy::unnecessary_cast)]
+        let f_type = st.f_type as i64;
+        Ok(f_type)
+    } else {
+        Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+    }
+}
