@@ -149,8 +149,9 @@ mod tests {
         assert!(pid_alive(me.pid as i32));
     }
 
-    #[test]
-    fn a_thread_maps_to_its_process() {
+    /// Runs `f` with the tid of a second thread that stays alive until `f` returns, then
+    /// joins that thread and returns its (now dead) tid.
+    fn with_live_thread(f: impl FnOnce(u32)) -> u32 {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
@@ -158,11 +159,19 @@ mod tests {
             done_rx.recv().unwrap();
         });
         let tid = rx.recv().unwrap();
-        assert_ne!(tid, std::process::id());
-        assert_eq!(tgid_of(tid), Some(std::process::id()));
-        assert_eq!(identify(tid).map(|p| p.pid), Some(std::process::id()));
+        f(tid);
         done_tx.send(()).unwrap();
         h.join().unwrap();
+        tid
+    }
+
+    #[test]
+    fn a_thread_maps_to_its_process() {
+        with_live_thread(|tid| {
+            assert_ne!(tid, std::process::id());
+            assert_eq!(tgid_of(tid), Some(std::process::id()));
+            assert_eq!(identify(tid).map(|p| p.pid), Some(std::process::id()));
+        });
     }
 
     #[test]
@@ -175,16 +184,7 @@ mod tests {
             ids.identify(me),
             "cached answer is the same"
         );
-        let (tx, rx) = std::sync::mpsc::channel();
-        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
-        let h = std::thread::spawn(move || {
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
-            done_rx.recv().unwrap();
-        });
-        let tid = rx.recv().unwrap();
-        assert_eq!(ids.identify(tid).map(|p| p.pid), Some(me));
-        done_tx.send(()).unwrap();
-        h.join().unwrap();
+        let tid = with_live_thread(|tid| assert_eq!(ids.identify(tid).map(|p| p.pid), Some(me)));
         // join() returns when the thread clears its tid, a moment before the kernel finishes
         // its exit (and makes its pidfd readable); a tid is never reused before that.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);

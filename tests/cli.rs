@@ -313,10 +313,7 @@ fn mounting_twice_is_refused_and_the_first_mount_keeps_working() {
 fn mount_point_with_a_dead_daemon_is_refused_with_unmount_hint() {
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let _m = ccs.mount();
-    let pid = ccs.daemon_pid().expect("daemon pid");
-    // SAFETY: plain kill(2).
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
-    assert!(wait_until(Duration::from_secs(10), || process_gone(pid)));
+    ccs.kill_daemon();
     assert!(
         wait_until(Duration::from_secs(5), || {
             std::fs::metadata(&ccs.mnt)

@@ -386,12 +386,7 @@ fn killed_daemon_is_recovered_by_unmount_and_data_survives() {
     std::fs::create_dir_all(ccs.profile("work").join("projects/p")).unwrap();
     std::fs::write(ccs.profile("work").join("projects/p/s.jsonl"), "{}\n").unwrap();
 
-    let pid = ccs.daemon_pid().expect("daemon pid");
-    signal(pid, libc::SIGKILL);
-    assert!(
-        wait_until(Duration::from_secs(10), || process_gone(pid)),
-        "SIGKILLed daemon {pid} still there"
-    );
+    ccs.kill_daemon();
     // The kernel may answer stat from its attribute cache for up to the TTL; after that, and
     // from the first failure on, it must be ENOTCONN.
     let mut err = None;
@@ -435,12 +430,7 @@ fn killed_daemon_is_recovered_by_unmount_and_data_survives() {
 fn status_says_the_daemon_is_not_running_as_soon_as_it_has_exited() {
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let _m = ccs.mount();
-    let pid = ccs.daemon_pid().expect("daemon pid");
-    signal(pid, libc::SIGKILL);
-    assert!(
-        wait_until(Duration::from_secs(10), || process_gone(pid)),
-        "SIGKILLed daemon {pid} still there"
-    );
+    let pid = ccs.kill_daemon();
     let status = stdout(&ccs.cli(&["status", ccs.mnt.to_str().unwrap()]));
     assert!(
         status.contains("daemon not running") && !status.contains("daemon pid"),

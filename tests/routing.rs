@@ -624,3 +624,56 @@ fn an_open_reader_in_one_profile_sees_appends_from_another() {
         );
     }
 }
+
+#[test]
+fn changes_made_behind_the_mount_show_within_a_second() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let _m = ccs.mount();
+    let cases = [
+        (
+            ccs.profile("work").join("projects/p"),
+            ccs.group_projects("team").join("p"),
+        ),
+        (
+            ccs.profile("solo").join("notes"),
+            ccs.instance("solo").join("notes"),
+        ),
+    ];
+    for (through, backing) in &cases {
+        fs::create_dir_all(through).unwrap();
+        fs::write(through.join("f.jsonl"), "one\n").unwrap();
+        // Cache it: attributes, pages and the listing.
+        assert_eq!(
+            fs::read_to_string(through.join("f.jsonl")).unwrap(),
+            "one\n"
+        );
+        assert!(names(through).contains("f.jsonl"));
+        // An editor, or another daemon, changes the backing dir directly.
+        let mut f = fs::OpenOptions::new()
+            .append(true)
+            .open(backing.join("f.jsonl"))
+            .unwrap();
+        std::io::Write::write_all(&mut f, b"two\n").unwrap();
+        fs::write(backing.join("new.jsonl"), "x\n").unwrap();
+    }
+    std::thread::sleep(Duration::from_millis(1100)); // the attribute and entry lifetime is 1 s
+    for (through, _) in &cases {
+        assert_eq!(
+            fs::metadata(through.join("f.jsonl")).unwrap().len(),
+            8,
+            "{}",
+            through.display()
+        );
+        assert_eq!(
+            fs::read_to_string(through.join("f.jsonl")).unwrap(),
+            "one\ntwo\n",
+            "{}",
+            through.display()
+        );
+        assert!(
+            names(through).contains("new.jsonl"),
+            "{}",
+            through.display()
+        );
+    }
+}

@@ -152,6 +152,11 @@ impl CcsFs {
         Ok(Some((t.dev, t.ino)))
     }
 
+    /// The transcript at `parent/name`, if that is one.
+    fn transcript_named(&self, parent: &Inode, name: &OsStr) -> SysResult<Option<Transcript>> {
+        Ok(self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)))
+    }
+
     /// After `create` made `parent/name`: the creator owns it (if it is a transcript).
     pub(super) fn claim_created(
         &self,
@@ -159,11 +164,12 @@ impl CcsFs {
         parent: &Inode,
         name: &OsStr,
     ) -> SysResult<Option<(u64, u64)>> {
-        let Some(t) = self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)) else {
-            return Ok(None);
-        };
-        self.claim(req, parent.key.view, &t, None)?;
-        Ok(Some((t.dev, t.ino)))
+        match self.transcript_named(parent, name)? {
+            Some(t) => self
+                .claim(req, parent.key.view, &t, None)
+                .map(|()| Some((t.dev, t.ino))),
+            None => Ok(None),
+        }
     }
 
     /// Before unlinking, renaming away or replacing `parent/name`: refused (EBUSY) if another
@@ -174,11 +180,12 @@ impl CcsFs {
         parent: &Inode,
         name: &OsStr,
     ) -> SysResult<Option<(u64, u64)>> {
-        let Some(t) = self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)) else {
-            return Ok(None);
-        };
-        self.check_transcript_change(req, parent.key.view, &t)?;
-        Ok(Some((t.dev, t.ino)))
+        match self.transcript_named(parent, name)? {
+            Some(t) => self
+                .check_transcript_change(req, parent.key.view, &t)
+                .map(|()| Some((t.dev, t.ino))),
+            None => Ok(None),
+        }
     }
 
     /// Before truncating `inode` without an owner's handle.

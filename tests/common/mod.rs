@@ -110,6 +110,22 @@ impl Ccs {
             .join(dir)
     }
 
+    /// Kills the daemon with SIGKILL and waits until it is gone; returns its pid.
+    pub fn kill_daemon(&self) -> i32 {
+        let pid = self.daemon_pid().expect("daemon pid");
+        // SAFETY: plain kill(2).
+        assert_eq!(
+            unsafe { libc::kill(pid, libc::SIGKILL) },
+            0,
+            "kill -9 {pid}"
+        );
+        assert!(
+            wait_until(Duration::from_secs(10), || process_gone(pid)),
+            "SIGKILLed daemon {pid} still there"
+        );
+        pid
+    }
+
     /// The daemon pid recorded for this mount (from `ccsfs status`).
     pub fn daemon_pid(&self) -> Option<i32> {
         let out = self.cli(&["status", self.mnt.to_str().unwrap()]);
