@@ -97,6 +97,12 @@ impl CcsFs {
         }
     }
 
+    /// The process behind `req`; EBUSY when it is already gone (nothing will write through
+    /// its open).
+    fn requester_proc(&self, req: &Request) -> SysResult<procs::ProcId> {
+        self.threads.identify(req.pid()).ok_or(Errno::EBUSY)
+    }
+
     /// Claims the transcript `t` for the process behind `req`, or refuses with EBUSY.
     fn claim(
         &self,
@@ -105,10 +111,7 @@ impl CcsFs {
         t: &Transcript,
         repair_fd: Option<BorrowedFd>,
     ) -> SysResult<()> {
-        let Some(proc) = self.threads.identify(req.pid()) else {
-            // The caller is already gone; nothing will write through this open.
-            return Err(Errno::EBUSY);
-        };
+        let proc = self.requester_proc(req)?;
         let who = Requester {
             proc,
             profile: self.profile_name(view),
@@ -136,8 +139,16 @@ impl CcsFs {
         inode: &Inode,
         flags: i32,
     ) -> SysResult<Option<(u64, u64)>> {
-        if !writes(flags) {
+        if !writes(flags) || self.tree_groups[inode.tree as usize].is_none() {
             return Ok(None);
+        }
+        // The hot path, a transcript append by its owner: memory and one fstat, without
+        // naming the file (the owner's claim is by (dev, ino)).
+        let key = (inode.key.dev, inode.key.ino);
+        if let Some(proc) = self.threads.identify(req.pid())
+            && self.locks.owns(key, proc)
+        {
+            return Ok(Some(key));
         }
         let fd = inode.fd()?;
         let Some(t) = self.transcript(inode.tree, fd.as_fd(), None) else {

@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::procs::{self, ProcId};
 use policy::{Activity, HostId, Judge, Record, Verdict};
-use record::{GroupMutex, Stamp};
+use record::{GroupMutex, Written};
 
 /// Lock settings.
 #[derive(Clone, Copy, Debug)]
@@ -73,7 +73,7 @@ pub struct Refusal(pub Box<Record>);
 struct Held {
     owner: ProcId,
     lock_file: PathBuf,
-    stamp: Stamp,
+    written: Written,
     record: Record,
     open_writers: u32,
 }
@@ -141,10 +141,7 @@ impl LockManager {
     /// holds it.
     pub fn acquire(&self, t: &Target, who: &Requester) -> Result<Grant, Refusal> {
         let key = (t.dev, t.ino);
-        if let Some(h) = self.held.lock().get(&key)
-            && h.owner == who.proc
-            && record::stamp(&h.lock_file) == Some(h.stamp)
-        {
+        if self.owns(key, who.proc) {
             return Ok(Grant::Owner);
         }
         let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
@@ -178,7 +175,7 @@ impl LockManager {
                     since,
                     ..self.record_for(t, who, since)
                 };
-                let stamp = record::write(&lock_file, &rec).map_err(|e| {
+                let written = record::write(&lock_file, &rec).map_err(|e| {
                     log::error!("cannot write {}: {e}", lock_file.display());
                     Refusal(Box::new(rec.clone()))
                 })?;
@@ -192,7 +189,7 @@ impl LockManager {
                     Held {
                         owner: who.proc,
                         lock_file,
-                        stamp,
+                        written,
                         record: rec,
                         open_writers,
                     },
@@ -204,6 +201,15 @@ impl LockManager {
                 })
             }
         }
+    }
+
+    /// Whether `proc` holds the transcript `key` (dev, ino) through this daemon: the owner's
+    /// re-opens need no lock-file read, only a check that nobody replaced ours.
+    pub fn owns(&self, key: (u64, u64), proc: ProcId) -> bool {
+        self.held
+            .lock()
+            .get(&key)
+            .is_some_and(|h| h.owner == proc && h.written.intact())
     }
 
     /// An unlink, rename or truncate of `t` by `who`: refused while someone else holds it.
@@ -289,7 +295,7 @@ impl LockManager {
     /// The transcript was unlinked or moved away: its lock (if held here) goes with it.
     pub fn forget_file(&self, dev: u64, ino: u64) {
         if let Some(h) = self.held.lock().remove(&(dev, ino))
-            && record::stamp(&h.lock_file) == Some(h.stamp)
+            && h.written.intact()
         {
             record::remove(&h.lock_file);
         }
@@ -301,7 +307,7 @@ impl LockManager {
         let mut held = self.held.lock();
         let lease_until = unix_now() + self.config.lease.as_secs();
         held.retain(|_, h| {
-            if record::stamp(&h.lock_file) != Some(h.stamp) {
+            if !h.written.intact() {
                 return false; // taken over, or unlocked by hand
             }
             if !procs::is_alive(h.owner) {
@@ -314,12 +320,10 @@ impl LockManager {
                 record::remove(&h.lock_file);
                 return false;
             }
-            match record::touch(&h.lock_file) {
-                Some(s) => {
-                    h.stamp = s;
-                    h.record.lease_until = lease_until;
-                }
-                None => log::warn!("cannot renew {}", h.lock_file.display()),
+            if h.written.renew() {
+                h.record.lease_until = lease_until;
+            } else {
+                log::warn!("cannot renew {}", h.lock_file.display());
             }
             true
         });
@@ -328,7 +332,7 @@ impl LockManager {
     /// The daemon is going away: nothing can write through it any more.
     pub fn release_all(&self) {
         for (_, h) in self.held.lock().drain() {
-            if record::stamp(&h.lock_file) == Some(h.stamp) {
+            if h.written.intact() {
                 record::remove(&h.lock_file);
             }
         }

@@ -89,12 +89,49 @@ pub struct Stamp {
     mtime_ns: i64,
 }
 
-pub fn stamp(path: &Path) -> Option<Stamp> {
-    let m = std::fs::symlink_metadata(path).ok()?;
-    Some(Stamp {
+fn stamp_of(m: &std::fs::Metadata) -> Stamp {
+    Stamp {
         ino: m.ino(),
         mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    })
+    }
+}
+
+/// A lock file this daemon wrote, watched through the fd it was written with: if anyone else
+/// replaces it (temp file + rename) or removes it, its link count drops to zero, and our
+/// own renewals move its mtime along with the stamp. One `fstat`, no path walk: this check
+/// runs on every write-open by a transcript's owner.
+#[derive(Debug)]
+pub struct Written {
+    file: File,
+    stamp: Stamp,
+}
+
+impl Written {
+    /// Whether the lock file is still the one we wrote, as we left it.
+    pub fn intact(&self) -> bool {
+        self.file
+            .metadata()
+            .is_ok_and(|m| m.nlink() > 0 && stamp_of(&m) == self.stamp)
+    }
+
+    /// Renews the lease (the lease runs from the file's mtime): false if the file is no
+    /// longer ours.
+    pub fn renew(&mut self) -> bool {
+        if !self.intact() {
+            return false;
+        }
+        // SAFETY: an fd we own; null times mean "now".
+        if unsafe { libc::futimens(self.file.as_raw_fd(), std::ptr::null()) } != 0 {
+            return false;
+        }
+        match self.file.metadata() {
+            Ok(m) if m.nlink() > 0 => {
+                self.stamp = stamp_of(&m);
+                true
+            }
+            _ => false,
+        }
+    }
 }
 
 /// Reads a lock file; a missing or unreadable one is no lock.
@@ -102,24 +139,6 @@ pub fn read(path: &Path) -> Option<Record> {
     let f = std::fs::File::open(path).ok()?;
     let mtime = f.metadata().ok()?.mtime().max(0) as u64;
     parse(&std::io::read_to_string(f).ok()?, mtime)
-}
-
-/// Renews a lease: the lease runs from the file's mtime. Returns the new stamp.
-pub fn touch(path: &Path) -> Option<Stamp> {
-    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).ok()?;
-    // SAFETY: NUL-terminated path; null times mean "now".
-    if unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            std::ptr::null(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    } != 0
-    {
-        return None;
-    }
-    stamp(path)
 }
 
 /// Creates `<group>/.ccsfs/locks` when a first open in it finds it missing.
@@ -136,8 +155,8 @@ fn open_in_locks_dir(dir: &Path, open: impl Fn() -> io::Result<File>) -> io::Res
     }
 }
 
-/// Writes a lock file atomically (temp file + rename) and returns its stamp.
-pub fn write(path: &Path, r: &Record) -> io::Result<Stamp> {
+/// Writes a lock file atomically (temp file + rename), to be watched through its fd.
+pub fn write(path: &Path, r: &Record) -> io::Result<Written> {
     let dir = path.parent().expect("lock files live in a dir");
     let tmp = dir.join(format!(
         ".tmp-{}-{:?}",
@@ -156,9 +175,9 @@ pub fn write(path: &Path, r: &Record) -> io::Result<Stamp> {
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     f.write_all(to_text(r, now).as_bytes())?;
-    drop(f);
     std::fs::rename(&tmp, path)?;
-    stamp(path).ok_or_else(|| io::Error::other("lock file vanished"))
+    let stamp = stamp_of(&f.metadata()?);
+    Ok(Written { file: f, stamp })
 }
 
 pub fn remove(path: &Path) {
@@ -266,7 +285,8 @@ mod tests {
             ..rec("projects/p/s.jsonl")
         };
         let path = locks_dir(d.path()).join(file_name(&r.path));
-        let s1 = write(&path, &r).unwrap();
+        let w1 = write(&path, &r).unwrap();
+        assert!(w1.intact());
         let back = read(&path).unwrap();
         assert!(
             back.lease_until.abs_diff(r.lease_until) <= 1,
@@ -280,7 +300,7 @@ mod tests {
             r
         );
         assert_eq!(list(d.path()), vec![back]);
-        let s2 = write(
+        let mut w2 = write(
             &path,
             &Record {
                 lease_until: 5,
@@ -288,9 +308,15 @@ mod tests {
             },
         )
         .unwrap();
-        assert_ne!(s1, s2, "a rewrite changes the stamp");
+        assert!(!w1.intact(), "a rewrite by anyone else is noticed");
+        assert!(w2.intact());
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(w2.renew(), "renewing our own file");
+        assert!(w2.intact(), "our own renewal keeps it intact");
         let _m = GroupMutex::lock(d.path()).unwrap();
         remove(&path);
+        assert!(!w2.intact(), "a removal is noticed");
+        assert!(!w2.renew(), "a removed file is not renewed");
         assert!(list(d.path()).is_empty(), "the mutex file is not a lock");
     }
 }
