@@ -560,6 +560,45 @@ fn open_flags_and_fsync() {
     }
 }
 
+/// Re-opening a file that was open before (with kernel passthrough, a handle whose backing fd
+/// ccsfs opens only when an operation needs one): every fd operation still works, also after
+/// the name is gone.
+#[test]
+fn a_reopened_file_supports_every_fd_operation() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let _m = ccs.mount();
+    for (base, backing) in bases(&ccs) {
+        let p = base.join("again");
+        fs::write(&p, "0123456789").unwrap();
+        let f = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&p)
+            .unwrap();
+        f.sync_all().expect("fsync");
+        f.sync_data().expect("fdatasync");
+        f.set_len(4).expect("ftruncate");
+        assert_eq!(read_str(&backing.join("again")), "0123");
+        sys::fallocate(f.as_raw_fd(), 0, 0, 8192).expect("fallocate");
+        assert_eq!(f.metadata().unwrap().len(), 8192);
+        assert_eq!(sys::lseek(f.as_raw_fd(), 0, libc::SEEK_END).unwrap(), 8192);
+        assert_eq!(sys::lseek(f.as_raw_fd(), 0, libc::SEEK_DATA).unwrap(), 0);
+        f.set_len(4).unwrap();
+        let mut a = fs::OpenOptions::new().append(true).open(&p).unwrap();
+        a.write_all(b"abc").unwrap();
+        f.write_all_at(b"XY", 0).unwrap();
+        let mut buf = [0u8; 7];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf, b"XY23abc");
+        fs::remove_file(&p).unwrap();
+        a.write_all(b"!").unwrap();
+        a.sync_all().expect("fsync of an unlinked file");
+        f.set_len(2).expect("ftruncate of an unlinked file");
+        assert_eq!(f.metadata().unwrap().len(), 2);
+        assert_eq!(f.metadata().unwrap().nlink(), 0);
+    }
+}
+
 #[test]
 fn an_unlinked_open_file_stays_usable() {
     let ccs = Ccs::new(Some(THREE_PROFILES));

@@ -562,13 +562,30 @@ fn names_changed_through_one_profile_are_seen_at_once_by_another() {
     for i in 0..500 {
         let name = format!("projects/n{i}.jsonl");
         let (w, p) = (work.join(&name), personal.join(&name));
+        let listed = |what: &str| names(&personal.join("projects")).contains(what);
         expect_errno(fs::metadata(&p), libc::ENOENT, "before the create");
+        // Personal's listing is cached in the kernel now (FOPEN_CACHE_DIR).
+        assert!(!listed(&format!("n{i}.jsonl")), "round {i}: listed early");
         fs::write(&w, format!("{i}\n")).unwrap();
+        assert!(
+            listed(&format!("n{i}.jsonl")),
+            "round {i}: created via work, missing from personal's listing"
+        );
         match fs::read_to_string(&p) {
             Ok(s) => assert_eq!(s, format!("{i}\n"), "round {i}"),
             Err(e) => panic!("round {i}: created via work, personal still says {e}"),
         }
-        fs::remove_file(&w).unwrap();
+        let moved = work.join(format!("projects/m{i}.jsonl"));
+        fs::rename(&w, &moved).unwrap();
+        assert!(
+            listed(&format!("m{i}.jsonl")) && !listed(&format!("n{i}.jsonl")),
+            "round {i}: renamed via work, personal's listing has the old name"
+        );
+        fs::remove_file(&moved).unwrap();
+        assert!(
+            !listed(&format!("m{i}.jsonl")),
+            "round {i}: removed via work, still in personal's listing"
+        );
         expect_errno(
             fs::metadata(&p),
             libc::ENOENT,

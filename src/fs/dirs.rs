@@ -10,7 +10,7 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use fuser::{Errno, FileType, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use fuser::{Errno, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 use parking_lot::Mutex;
 
 use super::inodes::{Inode, Key, Role};
@@ -59,6 +59,19 @@ struct Emit<'a> {
     next_offset: u64,
     ino: u64,
     kind: FileType,
+}
+
+/// How the kernel may cache a listing. A backing dir's listing is kept in the kernel's page
+/// cache across opens (a warm session picker then costs no READDIR at all). It stays
+/// coherent: a change through this profile resets it; one through another profile resets it
+/// through `Coherence::entry_changed` (which bumps the dir's version); and one behind the
+/// mount changes the dir's mtime, which the kernel checks (FUSE_AUTO_INVAL_DATA) once the
+/// attributes expire, at the start of every listing. The virtual dirs are built per listing.
+pub(super) fn cache_flags(inode: &Inode) -> FopenFlags {
+    match inode.role {
+        Role::Plain => FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        _ => FopenFlags::empty(),
+    }
 }
 
 impl CcsFs {

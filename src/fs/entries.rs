@@ -84,7 +84,7 @@ impl CcsFs {
         }
         if let Some(size) = c.size {
             match c.fh {
-                Some(fh) => sys::ftruncate(fh as i32, size)?,
+                Some(fh) => sys::ftruncate(self.files.fd(fh)?, size)?,
                 None => sys::truncate_path(fd, size)?,
             }
         }

@@ -1,5 +1,6 @@
 //! Opening files: `open` and `create` hand out the backing fd itself as the FUSE file handle,
-//! so read, write, fsync, lseek, fallocate and copy_file_range are one syscall on it.
+//! so read, write, fsync, lseek, fallocate and copy_file_range are one syscall on it; a
+//! passed-through re-open gets a token instead (see `handles`).
 
 use std::ffi::OsStr;
 use std::os::fd::{AsFd, IntoRawFd};
@@ -34,7 +35,7 @@ impl CcsFs {
             sys::openat_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
         };
         let claimed = self.claim_created(req, parent, name)?;
-        let path_fd = sys::reopen(file.as_fd(), libc::O_PATH)?;
+        let path_fd = path_fd_of_created(&file, parent, name)?;
         let (inode, attr) = self.remember(
             path_fd,
             parent.key.view,
@@ -50,18 +51,21 @@ impl CcsFs {
     }
 
     /// How the kernel should cache an open file (when it is not passed through):
-    /// - a write handle on a group-store file uses direct I/O, so that one `write(2)` is one
-    ///   backing `pwrite` on an `O_APPEND` fd: a buffered write may be split at a page
-    ///   boundary, and another profile (another kernel inode) could append between the halves;
-    /// - every other open keeps the page cache across opens; writes through any profile
-    ///   invalidate the others' pages, and FUSE_AUTO_INVAL_DATA drops pages that changed behind
-    ///   the mount once the attributes are refreshed.
+    /// - an `O_APPEND` write handle on a group-store file uses direct I/O. Its writes land at
+    ///   the backing file's end, wherever another profile (another kernel inode) has moved it
+    ///   meanwhile, which the offset this kernel inode computed from its cached size may not
+    ///   be: a buffered write would leave this view's page cache holding the record at the
+    ///   wrong place. (One `write(2)` is one WRITE either way: FUSE_BIG_WRITES.)
+    /// - every other open keeps the page cache across opens, so a file just written reads back
+    ///   from memory; writes through any profile invalidate the others' pages, and
+    ///   FUSE_AUTO_INVAL_DATA drops pages that changed behind the mount once the attributes
+    ///   are refreshed.
     ///
     /// No open needs a FLUSH: data reaches the backing file at write time (see `flush`).
     pub(super) fn cache_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
         let store = self.tree_groups[inode.tree as usize].is_some();
         let mut f = FopenFlags::FOPEN_NOFLUSH;
-        if store && transcripts::writes(flags) {
+        if store && flags & libc::O_APPEND != 0 && transcripts::writes(flags) {
             f |= FopenFlags::FOPEN_DIRECT_IO;
         } else {
             f |= FopenFlags::FOPEN_KEEP_CACHE;
@@ -87,15 +91,25 @@ impl CcsFs {
     pub(super) fn open_file(
         &self,
         req: &Request,
-        inode: &Inode,
+        inode: &Arc<Inode>,
         flags: i32,
     ) -> SysResult<(u64, FopenFlags)> {
         if inode.is_dir() {
             return Err(Errno::EISDIR);
         }
         let claimed = self.claim_for_open(req, inode, flags)?;
-        let fh =
-            sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64;
+        // Passed through with a backing id already registered, the kernel needs nothing of
+        // ours for this open (an O_TRUNC must still truncate here).
+        let fh = if self.passthrough.enabled()
+            && inode.kind == libc::S_IFREG
+            && flags & libc::O_TRUNC == 0
+            && inode.backing.lock().is_some()
+        {
+            self.files
+                .deferred(inode.clone(), flags & !STRIPPED_OPEN_FLAGS)
+        } else {
+            sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64
+        };
         // KILLPRIV_V2: an O_TRUNC open by a user drops set-id bits (see `kills_setid`).
         if flags & libc::O_TRUNC != 0 && req.uid() != 0 && sys::drop_setid_fd(fh as i32).is_ok() {
             self.coherence.attrs_changed(inode.id);
@@ -105,4 +119,22 @@ impl CcsFs {
         }
         Ok((fh, self.cache_flags(inode, flags)))
     }
+}
+
+/// An O_PATH fd on a file just created as `parent/name` and open as `file`: a one-name lookup
+/// when the name still leads to it (the common case, and cheaper than a walk through
+/// /proc/self/fd), else through the open file itself.
+fn path_fd_of_created(
+    file: &std::os::fd::OwnedFd,
+    parent: &Inode,
+    name: &OsStr,
+) -> SysResult<std::os::fd::OwnedFd> {
+    let by_name = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?);
+    if let Ok(fd) = by_name {
+        let (a, b) = (sys::fstat(fd.as_fd())?, sys::fstat(file.as_fd())?);
+        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+            return Ok(fd);
+        }
+    }
+    sys::reopen(file.as_fd(), libc::O_PATH)
 }

@@ -6,6 +6,7 @@ mod coherence;
 mod dirs;
 mod entries;
 mod files;
+mod handles;
 mod inodes;
 mod lookup;
 mod passthrough;
@@ -23,9 +24,9 @@ use std::time::SystemTime;
 
 use fuser::{
     AccessFlags, BsdFileFlags, CopyFileRangeFlags, Errno, FileAttr, FileHandle, Filesystem,
-    FopenFlags, Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags,
-    ReplyAttr, ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry,
-    ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+    Generation, INodeNo, InitFlags, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr,
+    ReplyCreate, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek,
+    ReplyOpen, ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 
 use crate::config::Profile;
@@ -36,6 +37,7 @@ use crate::routes::ProfileRoutes;
 pub use attr::TTL;
 use coherence::Coherence;
 use dirs::DirHandles;
+use handles::Handles;
 use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
 use passthrough::Passthrough;
 use sys::SysResult;
@@ -55,6 +57,7 @@ pub struct CcsFs {
     profiles: Vec<ProfileView>,
     inodes: InodeTable,
     dirs: DirHandles,
+    files: Handles,
     /// The daemon runs as root: create files with the caller's fs credentials.
     as_root: bool,
     /// Each backing tree's real root path and its depth below a profile root.
@@ -164,6 +167,7 @@ impl CcsFs {
             profiles: views,
             inodes: InodeTable::new(root, home_dev, fd_budget.unwrap_or_else(default_fd_budget)),
             dirs: DirHandles::default(),
+            files: Handles::default(),
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,
             tree_roots: trees,
@@ -233,9 +237,8 @@ impl CcsFs {
         if !self.passthrough.enabled() || inode.kind != libc::S_IFREG {
             return None;
         }
-        // SAFETY: `fh` is the fd this open just created; it stays open until release.
-        let fd = unsafe { std::os::fd::BorrowedFd::borrow_raw(fh as i32) };
-        self.passthrough.attach(inode, fd, open_backing)
+        self.passthrough
+            .attach(inode, || self.files.fd(fh), open_backing)
     }
 
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
@@ -359,13 +362,16 @@ impl Filesystem for CcsFs {
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
-        // An open file answers through its handle (it may have no name left). The kernel sends
-        // a handle only for regular files, whose handles are backing fds.
+        // An open file answers through its handle (it may have no name left; a node whose name
+        // went away keeps a pinned fd, which answers for a handle without an fd of its own).
+        // The kernel sends a handle only for regular files.
         let r = match fh {
-            // SAFETY: `fh` is an fd this daemon opened for that file and closes at release.
-            Some(fh) => sys::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fh.0 as i32) })
-                .map(|st| attr::to_attr(&st, ino.0)),
-            None => self.inode(ino).and_then(|i| self.attr_of(&i)),
+            Some(fh) if !Handles::is_token(fh.0) => {
+                // SAFETY: `fh` is an fd this daemon opened for that file and closes at release.
+                sys::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fh.0 as i32) })
+                    .map(|st| attr::to_attr(&st, ino.0))
+            }
+            _ => self.inode(ino).and_then(|i| self.attr_of(&i)),
         };
         reply_attr(reply, r);
     }
@@ -537,7 +543,11 @@ impl Filesystem for CcsFs {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
-        match sys::pread(fh.0 as i32, size as usize, offset) {
+        match self
+            .files
+            .fd(fh.0)
+            .and_then(|fd| sys::pread(fd, size as usize, offset))
+        {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
         }
@@ -557,12 +567,16 @@ impl Filesystem for CcsFs {
     ) {
         // KILLPRIV_V2: the writer lacks CAP_FSETID and the file is set-id; the kernel has not
         // changed its cached mode, so tell it.
+        let fd = match self.files.fd(fh.0) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(e),
+        };
         if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
-            && sys::drop_setid_fd(fh.0 as i32).is_ok()
+            && sys::drop_setid_fd(fd).is_ok()
         {
             self.coherence.attrs_changed(ino.0);
         }
-        match sys::pwrite(fh.0 as i32, data, offset) {
+        match sys::pwrite(fd, data, offset) {
             Ok(n) => {
                 if let Ok(i) = self.inode(ino) {
                     self.touched(&i, true);
@@ -601,7 +615,7 @@ impl Filesystem for CcsFs {
         reply: ReplyEmpty,
     ) {
         self.locks.released(fh.0);
-        sys::close(fh.0 as i32);
+        self.files.release(fh.0);
         reply.ok();
     }
 
@@ -613,12 +627,15 @@ impl Filesystem for CcsFs {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
-        reply_empty(reply, sys::fsync(fh.0 as i32, datasync));
+        reply_empty(
+            reply,
+            self.files.fd(fh.0).and_then(|fd| sys::fsync(fd, datasync)),
+        );
     }
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.inode(ino).and_then(|i| self.open_dir(&i)) {
-            Ok(fh) => reply.opened(FileHandle(fh), FopenFlags::empty()),
+        match self.inode(ino).and_then(|i| Ok((self.open_dir(&i)?, i))) {
+            Ok((fh, i)) => reply.opened(FileHandle(fh), dirs::cache_flags(&i)),
             Err(e) => reply.error(e),
         }
     }
@@ -781,7 +798,10 @@ impl Filesystem for CcsFs {
         mode: i32,
         reply: ReplyEmpty,
     ) {
-        let r = sys::fallocate(fh.0 as i32, mode, offset, length);
+        let r = self
+            .files
+            .fd(fh.0)
+            .and_then(|fd| sys::fallocate(fd, mode, offset, length));
         if let (Ok(()), Ok(i)) = (&r, self.inode(ino)) {
             self.touched(&i, true);
         }
@@ -797,7 +817,11 @@ impl Filesystem for CcsFs {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        match sys::lseek(fh.0 as i32, offset, whence) {
+        match self
+            .files
+            .fd(fh.0)
+            .and_then(|fd| sys::lseek(fd, offset, whence))
+        {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(e),
         }
@@ -816,7 +840,11 @@ impl Filesystem for CcsFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        match sys::copy_file_range(fh_in.0 as i32, offset_in, fh_out.0 as i32, offset_out, len) {
+        let fds = self
+            .files
+            .fd(fh_in.0)
+            .and_then(|i| Ok((i, self.files.fd(fh_out.0)?)));
+        match fds.and_then(|(i, o)| sys::copy_file_range(i, offset_in, o, offset_out, len)) {
             Ok(n) => {
                 if let Ok(i) = self.inode(ino_out) {
                     self.touched(&i, true);
