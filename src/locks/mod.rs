@@ -19,7 +19,7 @@ use parking_lot::Mutex;
 
 use crate::procs::{self, ProcId};
 use policy::{Activity, HostId, Judge, Record, Verdict};
-use record::{GroupMutex, Written};
+use record::{GroupMutex, Spares, Written};
 
 /// Lock settings.
 #[derive(Clone, Copy, Debug)]
@@ -87,6 +87,7 @@ pub struct LockManager {
     held: Mutex<HashMap<(u64, u64), Held>>,
     /// Open write handles on held transcripts: fh → (dev, ino) and the owner that opened it.
     writers: Mutex<HashMap<u64, WriteHandle>>,
+    spares: Spares,
 }
 
 fn unix_now() -> u64 {
@@ -120,6 +121,7 @@ impl LockManager {
             config,
             held: Mutex::default(),
             writers: Mutex::default(),
+            spares: Spares::default(),
         });
         let weak = Arc::downgrade(&m);
         let period = (config.lease / 3).max(Duration::from_millis(100));
@@ -149,7 +151,7 @@ impl LockManager {
             log::error!("cannot lock {}: {e}", t.group_dir.display());
             Refusal(Box::new(self.record_for(t, who, 0)))
         })?;
-        let current = record::read(&lock_file);
+        let current = read_for(&lock_file, &t.path);
         let activity = self.activity(key, t.since_write, current.as_ref());
         match self
             .judge()
@@ -175,7 +177,7 @@ impl LockManager {
                     since,
                     ..self.record_for(t, who, since)
                 };
-                let written = record::write(&lock_file, &rec).map_err(|e| {
+                let written = record::write(&lock_file, &rec, &self.spares).map_err(|e| {
                     log::error!("cannot write {}: {e}", lock_file.display());
                     Refusal(Box::new(rec.clone()))
                 })?;
@@ -215,7 +217,7 @@ impl LockManager {
     /// An unlink, rename or truncate of `t` by `who`: refused while someone else holds it.
     pub fn check_change(&self, t: &Target, who: &Requester) -> Result<(), Refusal> {
         let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
-        let Some(current) = record::read(&lock_file) else {
+        let Some(current) = read_for(&lock_file, &t.path) else {
             return Ok(());
         };
         match self.judge().judge(
@@ -297,7 +299,7 @@ impl LockManager {
         if let Some(h) = self.held.lock().remove(&(dev, ino))
             && h.written.intact()
         {
-            record::remove(&h.lock_file);
+            self.spares.recycle(&h.lock_file);
         }
     }
 
@@ -317,7 +319,7 @@ impl LockManager {
                     h.owner.pid,
                     h.record.profile
                 );
-                record::remove(&h.lock_file);
+                self.spares.recycle(&h.lock_file);
                 return false;
             }
             if h.written.renew() {
@@ -333,10 +335,16 @@ impl LockManager {
     pub fn release_all(&self) {
         for (_, h) in self.held.lock().drain() {
             if h.written.intact() {
-                record::remove(&h.lock_file);
+                self.spares.recycle(&h.lock_file);
             }
         }
     }
+}
+
+/// The record in `lock_file` if it is about `path`. Read without the group's flock, a lock
+/// file may have been released and reused for another transcript meanwhile (see `Spares`).
+fn read_for(lock_file: &Path, path: &str) -> Option<Record> {
+    record::read(lock_file).filter(|r| r.path == path)
 }
 
 fn renew_loop(m: &Weak<LockManager>, period: Duration) {

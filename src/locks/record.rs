@@ -155,8 +155,102 @@ fn open_in_locks_dir(dir: &Path, open: impl Fn() -> io::Result<File>) -> io::Res
     }
 }
 
-/// Writes a lock file atomically (temp file + rename), to be watched through its fd.
-pub fn write(path: &Path, r: &Record) -> io::Result<Written> {
+/// Where released lock files wait to be used again, under a group's locks dir.
+pub const SPARE_DIR: &str = ".spare";
+
+/// At most this many spares are kept (per daemon's count); past that, released lock files
+/// are deleted.
+const MAX_SPARES: usize = 4096;
+
+/// Spare lock files. Making an inode is the dearest part of taking a lock on some filesystems
+/// (ext2/3/4 without a journal scan for an inode not deleted recently: about 0.5 ms a file on
+/// the CI machine, as much as the transcript's own create), and deleting one makes the next
+/// make dearer still. So a released lock file is renamed into `<locks>/.spare/`, and a new
+/// lock is written into a spare and renamed into place. The spare dir is shared by every
+/// daemon: spares are only taken under the group's flock, so no two daemons take the same
+/// one, and a crashed daemon's spares are simply used by the next.
+#[derive(Default)]
+pub struct Spares {
+    /// Per locks dir: spare names known to exist, and whether a scan found it empty.
+    known: parking_lot::Mutex<std::collections::HashMap<PathBuf, (Vec<PathBuf>, bool)>>,
+    next: std::sync::atomic::AtomicU64,
+}
+
+impl Spares {
+    /// A spare in `locks_dir`, if there is one (the caller holds the group's flock).
+    fn take(&self, locks_dir: &Path) -> Option<PathBuf> {
+        let mut known = self.known.lock();
+        let (names, scanned_empty) = known.entry(locks_dir.to_path_buf()).or_default();
+        if names.is_empty() && !*scanned_empty {
+            // Spares left by other daemons (or before a restart).
+            *names = std::fs::read_dir(locks_dir.join(SPARE_DIR))
+                .map(|d| d.flatten().map(|e| e.path()).take(MAX_SPARES).collect())
+                .unwrap_or_default();
+            *scanned_empty = names.is_empty();
+        }
+        names.pop()
+    }
+
+    /// A lock file we held and no longer need: kept as a spare (or deleted past the limit).
+    pub fn recycle(&self, path: &Path) {
+        let Some(dir) = path.parent() else { return };
+        let mut known = self.known.lock();
+        let (names, scanned_empty) = known.entry(dir.to_path_buf()).or_default();
+        if names.len() < MAX_SPARES {
+            let n = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let spare = dir
+                .join(SPARE_DIR)
+                .join(format!("{}-{n}", std::process::id()));
+            let moved = std::fs::rename(path, &spare).or_else(|e| {
+                if e.kind() != io::ErrorKind::NotFound || !path.exists() {
+                    return Err(e);
+                }
+                std::fs::DirBuilder::new()
+                    .mode(0o700)
+                    .create(dir.join(SPARE_DIR))?;
+                std::fs::rename(path, &spare)
+            });
+            if moved.is_ok() {
+                names.push(spare);
+                *scanned_empty = false;
+                return;
+            }
+        }
+        remove(path);
+    }
+}
+
+/// Writes `text` into a spare and renames it to `path`; None when no spare could be used.
+fn write_into_spare(spares: &Spares, path: &Path, text: &str) -> Option<io::Result<Written>> {
+    let dir = path.parent()?;
+    loop {
+        let spare = spares.take(dir)?;
+        // Gone (another daemon took it, or someone cleaned up): try the next.
+        let Ok(f) = OpenOptions::new().write(true).open(&spare) else {
+            continue;
+        };
+        // Written over the old record, then cut to length: no block is freed and made again.
+        let done = std::os::unix::fs::FileExt::write_all_at(&f, text.as_bytes(), 0)
+            .and_then(|()| f.set_len(text.len() as u64))
+            .and_then(|()| std::fs::rename(&spare, path))
+            .and_then(|()| f.metadata());
+        return Some(done.map(|m| Written {
+            stamp: stamp_of(&m),
+            file: f,
+        }));
+    }
+}
+
+/// Writes a lock file atomically (a spare or a new temp file, renamed into place), to be
+/// watched through its fd. The caller holds the group's flock.
+pub fn write(path: &Path, r: &Record, spares: &Spares) -> io::Result<Written> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let text = to_text(r, now);
+    if let Some(done) = write_into_spare(spares, path, &text) {
+        return done;
+    }
     let dir = path.parent().expect("lock files live in a dir");
     let tmp = dir.join(format!(
         ".tmp-{}-{:?}",
@@ -171,10 +265,7 @@ pub fn write(path: &Path, r: &Record) -> io::Result<Written> {
             .mode(0o600)
             .open(&tmp)
     })?;
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    f.write_all(to_text(r, now).as_bytes())?;
+    f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)?;
     let stamp = stamp_of(&f.metadata()?);
     Ok(Written { file: f, stamp })
@@ -274,6 +365,42 @@ mod tests {
     }
 
     #[test]
+    fn released_lock_files_are_used_again() {
+        let d = tempfile::tempdir().unwrap();
+        let dir = locks_dir(d.path());
+        let spares = Spares::default();
+        let (a, b) = (rec("projects/p/a.jsonl"), rec("projects/p/b.jsonl"));
+        let pa = dir.join(file_name(&a.path));
+        let pb = dir.join(file_name(&b.path));
+        write(&pa, &a, &spares).unwrap();
+        let ino = std::fs::metadata(&pa).unwrap().ino();
+        spares.recycle(&pa);
+        assert!(!pa.exists(), "a released lock is gone from its name");
+        assert_eq!(list(d.path()), vec![], "spares are no locks");
+        let w = write(&pb, &b, &spares).unwrap();
+        assert!(w.intact());
+        assert_eq!(
+            std::fs::metadata(&pb).unwrap().ino(),
+            ino,
+            "the new lock reuses the inode"
+        );
+        assert_eq!(read(&pb).map(|r| r.path), Some(b.path.clone()));
+        assert_eq!(
+            std::fs::read_dir(dir.join(SPARE_DIR)).unwrap().count(),
+            0,
+            "the spare was used"
+        );
+        // Another daemon finds spares left behind by this one.
+        spares.recycle(&pb);
+        let other = Spares::default();
+        write(&pa, &a, &other).unwrap();
+        assert_eq!(std::fs::metadata(&pa).unwrap().ino(), ino);
+        // With no spare, a new file is made.
+        write(&pb, &b, &other).unwrap();
+        assert_ne!(std::fs::metadata(&pb).unwrap().ino(), ino);
+    }
+
+    #[test]
     fn write_read_list_remove() {
         let d = tempfile::tempdir().unwrap();
         let now = std::time::SystemTime::now()
@@ -285,7 +412,7 @@ mod tests {
             ..rec("projects/p/s.jsonl")
         };
         let path = locks_dir(d.path()).join(file_name(&r.path));
-        let w1 = write(&path, &r).unwrap();
+        let w1 = write(&path, &r, &Spares::default()).unwrap();
         assert!(w1.intact());
         let back = read(&path).unwrap();
         assert!(
@@ -306,6 +433,7 @@ mod tests {
                 lease_until: 5,
                 ..r
             },
+            &Spares::default(),
         )
         .unwrap();
         assert!(!w1.intact(), "a rewrite by anyone else is noticed");
