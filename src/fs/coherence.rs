@@ -116,7 +116,10 @@ impl Coherence {
     }
 
     /// A name in the directory `dir` appeared, disappeared or changed target: drop the other
-    /// views' cached attributes of that directory and their dentry for the name.
+    /// views' cached attributes of that directory, their cached listing of it (its pages: the
+    /// dentry invalidation resets a listing only when that view has a dentry for the name,
+    /// and the dir's mtime may not have moved on a filesystem with coarse timestamps), and
+    /// their dentry for the name.
     pub fn entry_changed(
         &self,
         inodes: &InodeTable,
@@ -135,7 +138,7 @@ impl Coherence {
             self.run_jobs(
                 others
                     .into_iter()
-                    .map(|id| Job::Entry(id, name.to_os_string()))
+                    .flat_map(|id| [Job::Pages(id), Job::Entry(id, name.to_os_string())])
                     .collect(),
             );
         }

@@ -34,6 +34,8 @@ impl CcsFs {
             let _c = self.creds(req);
             sys::openat_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
         };
+        // Another profile may hold a cached listing of `parent` (FOPEN_CACHE_DIR).
+        self.touched_entry(parent, name);
         let claimed = self.claim_created(req, parent, name)?;
         let path_fd = path_fd_of_created(&file, parent, name)?;
         let (inode, attr) = self.remember(
