@@ -97,21 +97,16 @@ impl CcsFs {
         }
     }
 
-    /// The process behind `req`; EBUSY when it is already gone (nothing will write through
-    /// its open).
-    fn requester_proc(&self, req: &Request) -> SysResult<procs::ProcId> {
-        self.threads.identify(req.pid()).ok_or(Errno::EBUSY)
-    }
-
-    /// Claims the transcript `t` for the process behind `req`, or refuses with EBUSY.
+    /// Claims the transcript `t` for `proc`, the process behind the request (None when it is
+    /// already gone: nothing will write through its open), or refuses with EBUSY.
     fn claim(
         &self,
-        req: &Request,
+        proc: Option<procs::ProcId>,
         view: u32,
         t: &Transcript,
         repair_fd: Option<BorrowedFd>,
     ) -> SysResult<()> {
-        let proc = self.requester_proc(req)?;
+        let proc = proc.ok_or(Errno::EBUSY)?;
         let who = Requester {
             proc,
             profile: self.profile_name(view),
@@ -145,9 +140,8 @@ impl CcsFs {
         // The hot path, a transcript append by its owner: memory and one fstat, without
         // naming the file (the owner's claim is by (dev, ino)).
         let key = (inode.key.dev, inode.key.ino);
-        if let Some(proc) = self.threads.identify(req.pid())
-            && self.locks.owns(key, proc)
-        {
+        let proc = self.threads.identify(req.pid());
+        if proc.is_some_and(|p| self.locks.owns(key, p)) {
             return Ok(Some(key));
         }
         let fd = inode.fd()?;
@@ -159,7 +153,7 @@ impl CcsFs {
         } else {
             None
         };
-        self.claim(req, inode.key.view, &t, repair)?;
+        self.claim(proc, inode.key.view, &t, repair)?;
         Ok(Some((t.dev, t.ino)))
     }
 
@@ -177,7 +171,7 @@ impl CcsFs {
     ) -> SysResult<Option<(u64, u64)>> {
         match self.transcript_named(parent, name)? {
             Some(t) => self
-                .claim(req, parent.key.view, &t, None)
+                .claim(self.threads.identify(req.pid()), parent.key.view, &t, None)
                 .map(|()| Some((t.dev, t.ino))),
             None => Ok(None),
         }

@@ -82,28 +82,19 @@ pub fn parse(text: &str, mtime: u64) -> Option<Record> {
     })
 }
 
-/// Identity of a lock file as written, to notice when someone else replaced or removed it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Stamp {
-    ino: u64,
-    mtime_ns: i64,
-}
-
-fn stamp_of(m: &std::fs::Metadata) -> Stamp {
-    Stamp {
-        ino: m.ino(),
-        mtime_ns: m.mtime() * 1_000_000_000 + m.mtime_nsec(),
-    }
+fn mtime_ns(m: &std::fs::Metadata) -> i64 {
+    m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
 
 /// A lock file this daemon wrote, watched through the fd it was written with: if anyone else
-/// replaces it (temp file + rename) or removes it, its link count drops to zero, and our
-/// own renewals move its mtime along with the stamp. One `fstat`, no path walk: this check
+/// replaces it (temp file + rename) or removes it, its link count drops to zero, and only
+/// our own renewals move its mtime. One `fstat`, no path walk: this check
 /// runs on every write-open by a transcript's owner.
 #[derive(Debug)]
 pub struct Written {
     file: File,
-    stamp: Stamp,
+    /// Its mtime as we last set it.
+    mtime_ns: i64,
 }
 
 impl Written {
@@ -111,7 +102,7 @@ impl Written {
     pub fn intact(&self) -> bool {
         self.file
             .metadata()
-            .is_ok_and(|m| m.nlink() > 0 && stamp_of(&m) == self.stamp)
+            .is_ok_and(|m| m.nlink() > 0 && mtime_ns(&m) == self.mtime_ns)
     }
 
     /// Renews the lease (the lease runs from the file's mtime): false if the file is no
@@ -126,7 +117,7 @@ impl Written {
         }
         match self.file.metadata() {
             Ok(m) if m.nlink() > 0 => {
-                self.stamp = stamp_of(&m);
+                self.mtime_ns = mtime_ns(&m);
                 true
             }
             _ => false,
@@ -235,7 +226,7 @@ fn write_into_spare(spares: &Spares, path: &Path, text: &str) -> Option<io::Resu
             .and_then(|()| std::fs::rename(&spare, path))
             .and_then(|()| f.metadata());
         return Some(done.map(|m| Written {
-            stamp: stamp_of(&m),
+            mtime_ns: mtime_ns(&m),
             file: f,
         }));
     }
@@ -267,8 +258,8 @@ pub fn write(path: &Path, r: &Record, spares: &Spares) -> io::Result<Written> {
     })?;
     f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)?;
-    let stamp = stamp_of(&f.metadata()?);
-    Ok(Written { file: f, stamp })
+    let mtime_ns = mtime_ns(&f.metadata()?);
+    Ok(Written { file: f, mtime_ns })
 }
 
 pub fn remove(path: &Path) {
