@@ -373,6 +373,37 @@ fn eight_writers_race_on_an_existing_transcript_one_wins() {
     race(false);
 }
 
+/// One process may own far more transcripts than the daemon may keep files open: each lock
+/// still holds, and neither the owner nor anyone else runs into the daemon's fd limit.
+#[test]
+fn an_owner_of_more_transcripts_than_the_daemon_has_fds_keeps_them_all() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let out = Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg(common::bin())
+        .arg("--ccs-dir")
+        .arg(&ccs.ccs)
+        .args(["mount", s(&ccs.mnt)])
+        .output()
+        .expect("run prlimit");
+    assert_ok(&out, "mount with 256 open files");
+    let _m = mounted(&ccs);
+    let dir = ccs.profile("work").join("projects/p");
+    let n = 600;
+    for i in 0..n {
+        append(&dir.join(format!("s{i}.jsonl")), "{\"first\":1}\n")
+            .unwrap_or_else(|e| panic!("transcript {i} of {n}: {e}"));
+    }
+    for i in [0, n / 2, n - 1] {
+        let f = dir.join(format!("s{i}.jsonl"));
+        append(&f, "{\"again\":1}\n").unwrap_or_else(|e| panic!("owner re-open of {i}: {e}"));
+        let (_, out) = child_append(&f, "{\"other\":1}\n");
+        assert_busy(&out, &format!("another process on transcript {i}"));
+        assert_eq!(read(&f), "{\"first\":1}\n{\"again\":1}\n");
+    }
+    assert_eq!(lock_files(&ccs).len(), n, "one lock file per transcript");
+}
+
 #[test]
 fn a_second_process_in_the_same_profile_is_refused() {
     let (ccs, tmp) = setup(&[]);

@@ -119,9 +119,12 @@ impl CcsFs {
                 }
                 Ok(())
             }
-            Err(locks::Refusal(r)) => {
+            Err(locks::Denied::Held(locks::Refusal(r))) => {
                 log::warn!("{}", locks::describe_refusal(&r, &who));
                 Err(Errno::EBUSY)
+            }
+            Err(locks::Denied::Failed(e)) => {
+                Err(e.raw_os_error().map_or(Errno::EIO, Errno::from_i32))
             }
         }
     }

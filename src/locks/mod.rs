@@ -15,6 +15,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::procs::{self, ProcId};
@@ -70,6 +71,16 @@ pub enum Grant {
 #[derive(Debug)]
 pub struct Refusal(pub Box<Record>);
 
+/// Why a write-open was not granted.
+#[derive(Debug)]
+pub enum Denied {
+    /// Someone else holds the transcript.
+    Held(Refusal),
+    /// The lock could not be taken (the group mutex or the lock file failed): the open fails
+    /// with this error, not with a refusal that names nobody.
+    Failed(std::io::Error),
+}
+
 struct Held {
     owner: ProcId,
     lock_file: PathBuf,
@@ -88,6 +99,11 @@ pub struct LockManager {
     /// Open write handles on held transcripts: fh → (dev, ino) and the owner that opened it.
     writers: Mutex<HashMap<u64, WriteHandle>>,
     spares: Spares,
+    /// The held locks that keep their lock file's fd open, most recently used first. A
+    /// process may own thousands of transcripts; past this many, the least recently used
+    /// lock lets go of its fd (and is checked by path), so that locks never use up the
+    /// daemon's open files. Locked after `held`, never before.
+    watched: Mutex<LruCache<(u64, u64), ()>>,
 }
 
 fn unix_now() -> u64 {
@@ -122,6 +138,7 @@ impl LockManager {
             held: Mutex::default(),
             writers: Mutex::default(),
             spares: Spares::default(),
+            watched: Mutex::new(LruCache::new(watched_fds())),
         });
         let weak = Arc::downgrade(&m);
         let period = (config.lease / 3).max(Duration::from_millis(100));
@@ -141,7 +158,7 @@ impl LockManager {
 
     /// A write-open of `t` by `who`: the owner gets on, anyone else is refused while the owner
     /// holds it.
-    pub fn acquire(&self, t: &Target, who: &Requester) -> Result<Grant, Refusal> {
+    pub fn acquire(&self, t: &Target, who: &Requester) -> Result<Grant, Denied> {
         let key = (t.dev, t.ino);
         if self.owns(key, who.proc) {
             return Ok(Grant::Owner);
@@ -149,7 +166,7 @@ impl LockManager {
         let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
         let _mutex = GroupMutex::lock(t.group_dir).map_err(|e| {
             log::error!("cannot lock {}: {e}", t.group_dir.display());
-            Refusal(Box::new(self.record_for(t, who, 0)))
+            Denied::Failed(e)
         })?;
         let current = read_for(&lock_file, &t.path);
         let activity = self.activity(key, t.since_write, current.as_ref());
@@ -157,7 +174,9 @@ impl LockManager {
             .judge()
             .judge(current.as_ref(), who.proc, procs::is_alive, activity)
         {
-            Verdict::Held => Err(Refusal(Box::new(current.expect("held means a record")))),
+            Verdict::Held => Err(Denied::Held(Refusal(Box::new(
+                current.expect("held means a record"),
+            )))),
             verdict => {
                 let since = match (&verdict, &current) {
                     (Verdict::Owner, Some(r)) => r.since,
@@ -179,7 +198,7 @@ impl LockManager {
                 };
                 let written = record::write(&lock_file, &rec, &self.spares).map_err(|e| {
                     log::error!("cannot write {}: {e}", lock_file.display());
-                    Refusal(Box::new(rec.clone()))
+                    Denied::Failed(e)
                 })?;
                 let mut held = self.held.lock();
                 let open_writers = held
@@ -196,6 +215,12 @@ impl LockManager {
                         open_writers,
                     },
                 );
+                if let Some((old, ())) = self.watched.lock().push(key, ())
+                    && old != key
+                    && let Some(h) = held.get_mut(&old)
+                {
+                    h.written.let_go_of_fd();
+                }
                 Ok(if verdict == Verdict::Owner {
                     Grant::Owner
                 } else {
@@ -208,10 +233,14 @@ impl LockManager {
     /// Whether `proc` holds the transcript `key` (dev, ino) through this daemon: the owner's
     /// re-opens need no lock-file read, only a check that nobody replaced ours.
     pub fn owns(&self, key: (u64, u64), proc: ProcId) -> bool {
-        self.held
-            .lock()
+        let held = self.held.lock();
+        let owns = held
             .get(&key)
-            .is_some_and(|h| h.owner == proc && h.written.intact())
+            .is_some_and(|h| h.owner == proc && h.written.intact(&h.lock_file));
+        if owns {
+            self.watched.lock().promote(&key);
+        }
+        owns
     }
 
     /// An unlink, rename or truncate of `t` by `who`: refused while someone else holds it.
@@ -296,10 +325,12 @@ impl LockManager {
 
     /// The transcript was unlinked or moved away: its lock (if held here) goes with it.
     pub fn forget_file(&self, dev: u64, ino: u64) {
-        if let Some(h) = self.held.lock().remove(&(dev, ino))
-            && h.written.intact()
-        {
-            self.spares.recycle(&h.lock_file);
+        let mut held = self.held.lock();
+        if let Some(h) = held.remove(&(dev, ino)) {
+            self.watched.lock().pop(&(dev, ino));
+            if h.written.intact(&h.lock_file) {
+                self.spares.recycle(&h.lock_file);
+            }
         }
     }
 
@@ -308,37 +339,67 @@ impl LockManager {
     pub fn renew(&self) {
         let mut held = self.held.lock();
         let lease_until = unix_now() + self.config.lease.as_secs();
-        held.retain(|_, h| {
-            if !h.written.intact() {
-                return false; // taken over, or unlocked by hand
+        let mut watched = self.watched.lock();
+        held.retain(|key, h| {
+            let keep = self.renew_one(h, lease_until);
+            if !keep {
+                watched.pop(key);
             }
-            if !procs::is_alive(h.owner) {
-                log::info!(
-                    "{}: owner pid {} ({}) exited; lock released",
-                    h.record.path,
-                    h.owner.pid,
-                    h.record.profile
-                );
-                self.spares.recycle(&h.lock_file);
-                return false;
-            }
-            if h.written.renew() {
-                h.record.lease_until = lease_until;
-            } else {
-                log::warn!("cannot renew {}", h.lock_file.display());
-            }
-            true
+            keep
         });
+    }
+
+    /// Renews one held lock: false when it is no longer held (taken over, unlocked by hand,
+    /// or its owner exited).
+    fn renew_one(&self, h: &mut Held, lease_until: u64) -> bool {
+        if !h.written.intact(&h.lock_file) {
+            return false; // taken over, or unlocked by hand
+        }
+        if !procs::is_alive(h.owner) {
+            log::info!(
+                "{}: owner pid {} ({}) exited; lock released",
+                h.record.path,
+                h.owner.pid,
+                h.record.profile
+            );
+            self.spares.recycle(&h.lock_file);
+            return false;
+        }
+        if h.written.renew(&h.lock_file) {
+            h.record.lease_until = lease_until;
+        } else {
+            log::warn!("cannot renew {}", h.lock_file.display());
+        }
+        true
     }
 
     /// The daemon is going away: nothing can write through it any more.
     pub fn release_all(&self) {
-        for (_, h) in self.held.lock().drain() {
-            if h.written.intact() {
+        let mut held = self.held.lock();
+        self.watched.lock().clear();
+        for (_, h) in held.drain() {
+            if h.written.intact(&h.lock_file) {
                 self.spares.recycle(&h.lock_file);
             }
         }
     }
+}
+
+/// How many held locks keep their lock file open: a sixteenth of the open-file limit, within
+/// 16..=1024 (the inode table takes three quarters; see `fs::default_fd_budget`).
+fn watched_fds() -> std::num::NonZeroUsize {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: plain read of a resource limit.
+    let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
+        lim.rlim_cur
+    } else {
+        1024
+    };
+    let n = (cur.min(1 << 20) as usize / 16).clamp(16, 1024);
+    std::num::NonZeroUsize::new(n).expect("at least 16")
 }
 
 /// The record in `lock_file` if it is about `path`. Read without the group's flock, a lock

@@ -86,37 +86,81 @@ fn mtime_ns(m: &std::fs::Metadata) -> i64 {
     m.mtime() * 1_000_000_000 + m.mtime_nsec()
 }
 
-/// A lock file this daemon wrote, watched through the fd it was written with: if anyone else
-/// replaces it (temp file + rename) or removes it, its link count drops to zero, and only
-/// our own renewals move its mtime. One `fstat`, no path walk: this check
-/// runs on every write-open by a transcript's owner.
+/// A lock file this daemon wrote. While it keeps the fd it was written with, it is watched
+/// through that: if anyone else replaces it (temp file + rename) or removes it, its link count
+/// drops to zero, and only our own renewals move its mtime. One `fstat`, no path walk: this
+/// check runs on every write-open by a transcript's owner. A process may own thousands of
+/// transcripts, so the manager keeps fds only for the most recently used locks (see
+/// `LockManager`); a lock without one is checked by path: the same file (dev, ino) with our
+/// mtime.
 #[derive(Debug)]
 pub struct Written {
-    file: File,
+    file: Option<File>,
+    /// The lock file's (dev, ino).
+    id: (u64, u64),
     /// Its mtime as we last set it.
     mtime_ns: i64,
 }
 
 impl Written {
-    /// Whether the lock file is still the one we wrote, as we left it.
-    pub fn intact(&self) -> bool {
-        self.file
-            .metadata()
-            .is_ok_and(|m| m.nlink() > 0 && mtime_ns(&m) == self.mtime_ns)
+    fn new(file: File, m: &std::fs::Metadata) -> Written {
+        Written {
+            file: Some(file),
+            id: (m.dev(), m.ino()),
+            mtime_ns: mtime_ns(m),
+        }
     }
 
-    /// Renews the lease (the lease runs from the file's mtime): false if the file is no
-    /// longer ours.
-    pub fn renew(&mut self) -> bool {
-        if !self.intact() {
+    /// Whether the lock file at `path` is still the one we wrote, as we left it.
+    pub fn intact(&self, path: &Path) -> bool {
+        match &self.file {
+            Some(f) => f
+                .metadata()
+                .is_ok_and(|m| m.nlink() > 0 && self.is_ours(&m)),
+            None => std::fs::symlink_metadata(path)
+                .is_ok_and(|m| (m.dev(), m.ino()) == self.id && self.is_ours(&m)),
+        }
+    }
+
+    fn is_ours(&self, m: &std::fs::Metadata) -> bool {
+        mtime_ns(m) == self.mtime_ns
+    }
+
+    /// Closes the watching fd: from now on the lock is checked by path.
+    pub fn let_go_of_fd(&mut self) {
+        self.file = None;
+    }
+
+    /// Renews the lease (the lease runs from the file's mtime): false if the file at `path`
+    /// is no longer ours.
+    pub fn renew(&mut self, path: &Path) -> bool {
+        let opened;
+        let f = match &self.file {
+            Some(f) => f,
+            None => {
+                // Opened without following links, and checked to be ours through the fd
+                // before it is touched.
+                let Ok(f) = OpenOptions::new()
+                    .write(true)
+                    .custom_flags(libc::O_NOFOLLOW)
+                    .open(path)
+                else {
+                    return false;
+                };
+                opened = f;
+                &opened
+            }
+        };
+        let ours = |m: &std::fs::Metadata| m.nlink() > 0 && (m.dev(), m.ino()) == self.id;
+        if !f.metadata().is_ok_and(|m| ours(&m) && self.is_ours(&m)) {
             return false;
         }
         // SAFETY: an fd we own; null times mean "now".
-        if unsafe { libc::futimens(self.file.as_raw_fd(), std::ptr::null()) } != 0 {
+        if unsafe { libc::futimens(f.as_raw_fd(), std::ptr::null()) } != 0 {
             return false;
         }
-        match self.file.metadata() {
-            Ok(m) if m.nlink() > 0 => {
+        match f.metadata() {
+            Ok(m) if ours(&m) => {
                 self.mtime_ns = mtime_ns(&m);
                 true
             }
@@ -225,10 +269,7 @@ fn write_into_spare(spares: &Spares, path: &Path, text: &str) -> Option<io::Resu
             .and_then(|()| f.set_len(text.len() as u64))
             .and_then(|()| std::fs::rename(&spare, path))
             .and_then(|()| f.metadata());
-        return Some(done.map(|m| Written {
-            mtime_ns: mtime_ns(&m),
-            file: f,
-        }));
+        return Some(done.map(|m| Written::new(f, &m)));
     }
 }
 
@@ -258,8 +299,8 @@ pub fn write(path: &Path, r: &Record, spares: &Spares) -> io::Result<Written> {
     })?;
     f.write_all(text.as_bytes())?;
     std::fs::rename(&tmp, path)?;
-    let mtime_ns = mtime_ns(&f.metadata()?);
-    Ok(Written { file: f, mtime_ns })
+    let m = f.metadata()?;
+    Ok(Written::new(f, &m))
 }
 
 pub fn remove(path: &Path) {
@@ -369,7 +410,7 @@ mod tests {
         assert!(!pa.exists(), "a released lock is gone from its name");
         assert_eq!(list(d.path()), vec![], "spares are no locks");
         let w = write(&pb, &b, &spares).unwrap();
-        assert!(w.intact());
+        assert!(w.intact(&pb));
         assert_eq!(
             std::fs::metadata(&pb).unwrap().ino(),
             ino,
@@ -404,7 +445,7 @@ mod tests {
         };
         let path = locks_dir(d.path()).join(file_name(&r.path));
         let w1 = write(&path, &r, &Spares::default()).unwrap();
-        assert!(w1.intact());
+        assert!(w1.intact(&path));
         let back = read(&path).unwrap();
         assert!(
             back.lease_until.abs_diff(r.lease_until) <= 1,
@@ -427,15 +468,44 @@ mod tests {
             &Spares::default(),
         )
         .unwrap();
-        assert!(!w1.intact(), "a rewrite by anyone else is noticed");
-        assert!(w2.intact());
+        assert!(!w1.intact(&path), "a rewrite by anyone else is noticed");
+        assert!(w2.intact(&path));
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(w2.renew(), "renewing our own file");
-        assert!(w2.intact(), "our own renewal keeps it intact");
+        assert!(w2.renew(&path), "renewing our own file");
+        assert!(w2.intact(&path), "our own renewal keeps it intact");
         let _m = GroupMutex::lock(d.path()).unwrap();
         remove(&path);
-        assert!(!w2.intact(), "a removal is noticed");
-        assert!(!w2.renew(), "a removed file is not renewed");
+        assert!(!w2.intact(&path), "a removal is noticed");
+        assert!(!w2.renew(&path), "a removed file is not renewed");
         assert!(list(d.path()).is_empty(), "the mutex file is not a lock");
+    }
+
+    #[test]
+    fn a_lock_without_its_fd_is_checked_by_path() {
+        let d = tempfile::tempdir().unwrap();
+        let r = rec("projects/p/s.jsonl");
+        let path = locks_dir(d.path()).join(file_name(&r.path));
+        let mut w1 = write(&path, &r, &Spares::default()).unwrap();
+        w1.let_go_of_fd();
+        assert!(w1.intact(&path));
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        assert!(w1.renew(&path), "renewed through a fresh open");
+        assert!(w1.intact(&path), "our own renewal keeps it intact");
+        let mut w2 = write(&path, &r, &Spares::default()).unwrap();
+        assert!(!w1.intact(&path), "a replacement is noticed");
+        assert!(!w1.renew(&path), "a replacement is not renewed");
+        w2.let_go_of_fd();
+        assert!(w2.intact(&path));
+        let f = File::options().write(true).open(&path).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(5));
+        // SAFETY: an fd we own; null times mean "now".
+        assert_eq!(
+            unsafe { libc::futimens(f.as_raw_fd(), std::ptr::null()) },
+            0
+        );
+        assert!(!w2.intact(&path), "a touch by anyone else is noticed");
+        assert!(!w2.renew(&path));
+        remove(&path);
+        assert!(!w2.intact(&path), "a removal is noticed");
     }
 }
