@@ -372,7 +372,8 @@ fn xattr_buffer(
     Ok(buf)
 }
 
-/// getxattr on the file behind an O_PATH fd; `size` 0 asks for the value's length.
+/// getxattr on the file behind an O_PATH fd; `size` 0 asks for the value's length. (Through
+/// the fd's /proc path: getxattrat(2) with AT_EMPTY_PATH refuses O_PATH fds, EBADF on 6.18.)
 pub fn getxattr(fd: BorrowedFd, name: &CStr, size: usize) -> SysResult<Vec<u8>> {
     let p = proc_path(fd.as_raw_fd());
     // SAFETY: the buffer handed in is valid for `size` bytes (or null with size 0).
@@ -459,6 +460,8 @@ pub struct CallerCreds {
 
 impl CallerCreds {
     pub fn assume(enabled: bool, uid: u32, gid: u32) -> CallerCreds {
+        // A root caller of a root daemon already has the credentials it needs.
+        let enabled = enabled && (uid, gid) != (0, 0);
         if enabled {
             // SAFETY: setfsgid/setfsuid only change this thread's fs credentials.
             unsafe {
