@@ -5,6 +5,7 @@ pub mod config;
 pub mod fs;
 pub mod fusermount;
 pub mod layout;
+pub mod limits;
 pub mod locks;
 pub mod mount;
 pub mod procs;

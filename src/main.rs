@@ -50,7 +50,7 @@ enum Cmd {
         /// Serve file data through the daemon even as root (no kernel passthrough)
         #[arg(long)]
         no_passthrough: bool,
-        /// How many file nodes keep an open fd (default: 3/4 of the open-file limit)
+        /// How many nodes keep an open fd (default: 3/4 of the open-file limit)
         #[arg(long, value_name = "N", hide = true)]
         fd_budget: Option<usize>,
     },

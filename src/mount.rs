@@ -291,7 +291,7 @@ fn serve_inner(
     opts: &MountOptions,
     ready: &mut Option<std::fs::File>,
 ) -> Result<(), String> {
-    crate::fs::raise_nofile_limit();
+    crate::limits::raise_open_files();
     // Requests carry the caller's umask and the filesystem applies it; the daemon's own must
     // not be applied a second time by the backing filesystem.
     // SAFETY: umask has no preconditions.

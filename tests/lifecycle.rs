@@ -800,3 +800,57 @@ fn relative_ccs_dir_and_mount_point_are_resolved_against_the_callers_cwd() {
     assert_ok(&run("unmount"), "unmount with relative paths");
     assert!(!is_mounted(&mnt));
 }
+
+/// A daemon may not keep an fd per directory: under a 256-file limit, 600 project dirs (and
+/// a file in each) are made, walked, read, renamed and written through the mount.
+#[test]
+fn a_daemon_limited_to_256_files_serves_600_directories() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let extra = std::env::var("CCSFS_TEST_MOUNT_ARGS").unwrap_or_default();
+    let out = Command::new("prlimit")
+        .arg("--nofile=256:256")
+        .arg(bin())
+        .arg("--ccs-dir")
+        .arg(&ccs.ccs)
+        .args(["mount", ccs.mnt.to_str().unwrap()])
+        .args(extra.split_whitespace())
+        .output()
+        .expect("run prlimit");
+    assert_ok(&out, "mount with 256 open files");
+    let _m = common::Mounted { ccs: &ccs };
+    let projects = ccs.profile("work").join("projects");
+    let n = 600;
+    for i in 0..n {
+        let d = projects.join(format!("-home-me-p{i}"));
+        std::fs::create_dir_all(&d).unwrap_or_else(|e| panic!("mkdir {i}: {e}"));
+        std::fs::write(d.join("s.jsonl"), format!("{{\"n\":{i}}}\n"))
+            .unwrap_or_else(|e| panic!("write {i}: {e}"));
+    }
+    // A walk like the session picker's, through the other profile: every dir and file looked up.
+    let other = ccs.profile("personal").join("projects");
+    let mut seen = 0;
+    for e in std::fs::read_dir(&other).unwrap() {
+        let d = e.unwrap().path();
+        for f in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let f = f.unwrap().path();
+            std::fs::symlink_metadata(&f).unwrap_or_else(|e| panic!("{}: {e}", f.display()));
+            seen += 1;
+        }
+    }
+    assert_eq!(seen, n);
+    for i in [0, n / 2, n - 1] {
+        let d = projects.join(format!("-home-me-p{i}"));
+        assert_eq!(
+            std::fs::read_to_string(d.join("s.jsonl")).unwrap(),
+            format!("{{\"n\":{i}}}\n")
+        );
+        let moved = projects.join(format!("-home-me-moved{i}"));
+        std::fs::rename(&d, &moved).unwrap();
+        std::fs::write(moved.join("t.jsonl"), "{}\n").unwrap();
+        assert_eq!(
+            std::fs::read_to_string(other.join(format!("-home-me-moved{i}/s.jsonl"))).unwrap(),
+            format!("{{\"n\":{i}}}\n")
+        );
+    }
+    assert_eq!(names(&projects).len(), n);
+}

@@ -9,9 +9,11 @@
 //! Lookup counts are exact; a node is dropped on its last forget.
 //!
 //! Open fds are a bounded resource (RLIMIT_NOFILE may be 20,000 or even 1,024 for a user):
-//! directories always keep their O_PATH fd, and files keep theirs while the table holds
-//! fewer than its fd budget. Past that, a file node keeps only its (parent, name) link and
-//! re-opens itself for each operation, checking that (dev, ino) still match.
+//! nodes keep their O_PATH fd while the table holds fewer than its fd budget. Past that, a
+//! node (a file or a directory) keeps only its (parent, name) link and re-opens itself for
+//! each operation, checking that (dev, ino) still match. The roots and the entries right
+//! below them always keep theirs: a routed name there (`projects` leading to a group store)
+//! cannot be found again through its parent's backing dir.
 
 use std::collections::HashMap;
 use std::ffi::OsString;
@@ -59,13 +61,13 @@ pub struct Key {
 /// Where a file was last seen: its parent dir node and its name there.
 pub type Link = (Arc<Inode>, OsString);
 
-/// O_PATH fds held by file nodes, across the process (for the fd budget).
-static HELD_FILE_FDS: AtomicUsize = AtomicUsize::new(0);
+/// O_PATH fds held by nodes, across the process (for the fd budget).
+static HELD_FDS: AtomicUsize = AtomicUsize::new(0);
 
 #[derive(Debug)]
 pub struct Inode {
     pub id: u64,
-    /// The O_PATH fd, unless the fd budget was spent (files only; see the module comment).
+    /// The O_PATH fd, unless the fd budget was spent (see the module comment).
     held: Option<OwnedFd>,
     /// How to find the file again without a held fd (None for the mount and profile roots).
     link: Mutex<Option<Link>>,
@@ -137,8 +139,8 @@ impl Inode {
 
 impl Drop for Inode {
     fn drop(&mut self) {
-        if self.held.is_some() && self.kind != libc::S_IFDIR {
-            HELD_FILE_FDS.fetch_sub(1, Ordering::Relaxed);
+        if self.held.is_some() {
+            HELD_FDS.fetch_sub(1, Ordering::Relaxed);
         }
     }
 }
@@ -197,7 +199,7 @@ struct Maps {
 pub struct InodeTable {
     maps: RwLock<Maps>,
     ids: IdScheme,
-    /// File nodes keep their own fd while fewer than this many do.
+    /// Nodes keep their own fd while fewer than this many do.
     fd_budget: usize,
 }
 
@@ -208,6 +210,7 @@ impl InodeTable {
             next_fallback: FALLBACK_NS << NS_SHIFT,
             ..Default::default()
         };
+        HELD_FDS.fetch_add(1, Ordering::Relaxed);
         let inode = Arc::new(Inode {
             id: ROOT_ID,
             held: Some(root.fd),
@@ -285,11 +288,13 @@ impl InodeTable {
                 id
             }
         };
-        let keep = node.kind == libc::S_IFDIR
-            || node.link.is_none()
-            || HELD_FILE_FDS.load(Ordering::Relaxed) < self.fd_budget;
-        if keep && node.kind != libc::S_IFDIR {
-            HELD_FILE_FDS.fetch_add(1, Ordering::Relaxed);
+        let routed = match &node.link {
+            None => true,
+            Some((parent, _)) => parent.role != Role::Plain,
+        };
+        let keep = routed || HELD_FDS.load(Ordering::Relaxed) < self.fd_budget;
+        if keep {
+            HELD_FDS.fetch_add(1, Ordering::Relaxed);
         }
         let inode = Arc::new(Inode {
             id,

@@ -41,7 +41,6 @@ use handles::Handles;
 use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
 use passthrough::Passthrough;
 use sys::SysResult;
-pub use sys::raise_nofile_limit;
 use transcripts::StoreTree;
 
 /// One profile as the filesystem serves it: its routes and the backing trees they land in.
@@ -252,20 +251,10 @@ impl CcsFs {
     }
 }
 
-/// How many file nodes may keep their own O_PATH fd: three quarters of the open-file limit,
-/// leaving the rest for open files, directories and everything else.
+/// How many nodes may keep their own O_PATH fd: three quarters of the open-file limit,
+/// leaving the rest for open files, lock files and everything else.
 fn default_fd_budget() -> usize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain read of a resource limit.
-    let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        1024
-    };
-    (cur.min(1 << 24) as usize * 3 / 4)
+    (crate::limits::open_files() * 3 / 4)
         .saturating_sub(64)
         .max(64)
 }

@@ -388,17 +388,7 @@ impl LockManager {
 /// How many held locks keep their lock file open: a sixteenth of the open-file limit, within
 /// 16..=1024 (the inode table takes three quarters; see `fs::default_fd_budget`).
 fn watched_fds() -> std::num::NonZeroUsize {
-    let mut lim = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: plain read of a resource limit.
-    let cur = if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) } == 0 {
-        lim.rlim_cur
-    } else {
-        1024
-    };
-    let n = (cur.min(1 << 20) as usize / 16).clamp(16, 1024);
+    let n = (crate::limits::open_files() / 16).clamp(16, 1024);
     std::num::NonZeroUsize::new(n).expect("at least 16")
 }
 
