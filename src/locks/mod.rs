@@ -89,6 +89,17 @@ struct Held {
     open_writers: u32,
 }
 
+/// What renewing a held lock found.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Renewal {
+    /// Still ours, its owner alive: the lease was renewed.
+    Kept,
+    /// Taken over, or unlocked by hand.
+    Lost,
+    /// Its owner exited: the lock file is ours to release.
+    Exited,
+}
+
 /// A transcript's (dev, ino) and the owner that opened a write handle on it.
 type WriteHandle = ((u64, u64), ProcId);
 
@@ -335,25 +346,33 @@ impl LockManager {
     }
 
     /// Renews the leases of live owners (a touch of their lock files) and drops the locks of
-    /// owners that have exited.
+    /// owners that have exited. One lock at a time: an owner's open waits for at most one
+    /// lock file's I/O, however many locks are held (a process may own thousands).
     pub fn renew(&self) {
-        let mut held = self.held.lock();
         let lease_until = unix_now() + self.config.lease.as_secs();
-        let mut watched = self.watched.lock();
-        held.retain(|key, h| {
-            let keep = self.renew_one(h, lease_until);
-            if !keep {
-                watched.pop(key);
+        let keys: Vec<(u64, u64)> = self.held.lock().keys().copied().collect();
+        let mut exited = Vec::new();
+        for key in keys {
+            let mut held = self.held.lock();
+            let Some(h) = held.get_mut(&key) else {
+                continue;
+            };
+            let renewal = self.renew_one(h, lease_until);
+            if renewal != Renewal::Kept {
+                let h = held.remove(&key).expect("just seen");
+                self.watched.lock().pop(&key);
+                if renewal == Renewal::Exited {
+                    exited.push(h);
+                }
             }
-            keep
-        });
+        }
+        self.recycle_exited(exited);
     }
 
-    /// Renews one held lock: false when it is no longer held (taken over, unlocked by hand,
-    /// or its owner exited).
-    fn renew_one(&self, h: &mut Held, lease_until: u64) -> bool {
+    /// Renews one held lock.
+    fn renew_one(&self, h: &mut Held, lease_until: u64) -> Renewal {
         if !h.written.intact(&h.lock_file) {
-            return false; // taken over, or unlocked by hand
+            return Renewal::Lost;
         }
         if !procs::is_alive(h.owner) {
             log::info!(
@@ -362,15 +381,38 @@ impl LockManager {
                 h.owner.pid,
                 h.record.profile
             );
-            self.spares.recycle(&h.lock_file);
-            return false;
+            return Renewal::Exited;
         }
         if h.written.renew(&h.lock_file) {
             h.record.lease_until = lease_until;
         } else {
             log::warn!("cannot renew {}", h.lock_file.display());
         }
-        true
+        Renewal::Kept
+    }
+
+    /// The lock files of owners that exited become spares, under their group's flock and
+    /// only while still ours: a writer that saw the same owner gone may have replaced one
+    /// meanwhile, and its new lock must stay.
+    fn recycle_exited(&self, exited: Vec<Held>) {
+        let mut by_dir: HashMap<PathBuf, Vec<Held>> = HashMap::new();
+        for h in exited {
+            if let Some(dir) = h.lock_file.parent() {
+                by_dir.entry(dir.to_path_buf()).or_default().push(h);
+            }
+        }
+        for (dir, hs) in by_dir {
+            // Without the flock the files stay: the next writer takes over from the exited
+            // owner as from any other.
+            let Ok(_mutex) = GroupMutex::lock_in(&dir) else {
+                continue;
+            };
+            for h in hs {
+                if h.written.intact(&h.lock_file) {
+                    self.spares.recycle(&h.lock_file);
+                }
+            }
+        }
     }
 
     /// The daemon is going away: nothing can write through it any more.

@@ -326,8 +326,12 @@ pub struct GroupMutex {
 
 impl GroupMutex {
     pub fn lock(group_dir: &Path) -> io::Result<GroupMutex> {
-        let dir = locks_dir(group_dir);
-        let f = open_in_locks_dir(&dir, || {
+        Self::lock_in(&locks_dir(group_dir))
+    }
+
+    /// The same mutex, named by the group's locks dir.
+    pub fn lock_in(dir: &Path) -> io::Result<GroupMutex> {
+        let f = open_in_locks_dir(dir, || {
             OpenOptions::new()
                 .read(true)
                 .write(true)
