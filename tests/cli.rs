@@ -14,8 +14,7 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use common::{
-    Ccs, THREE_PROFILES, bin, fs_type, is_mounted, is_root, process_gone, stderr, stdout,
-    wait_until,
+    Ccs, THREE_PROFILES, bin, fs_type, is_mounted, prereq, process_gone, stderr, stdout, wait_until,
 };
 use serde_yaml::Value;
 
@@ -335,11 +334,9 @@ fn mount_point_with_a_dead_daemon_is_refused_with_unmount_hint() {
 }
 
 #[test]
+#[ignore = "needs root (unshare -m hides /dev/fuse); scripts/test.sh runs it"]
 fn missing_dev_fuse_is_refused() {
-    if !is_root() {
-        eprintln!("skipped: simulating a missing /dev/fuse needs root (unshare -m)");
-        return;
-    }
+    prereq::require_root();
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let out = Command::new("unshare")
         .args(["-m", "--propagation", "private", "sh", "-c"])
@@ -354,11 +351,9 @@ fn missing_dev_fuse_is_refused() {
 }
 
 #[test]
+#[ignore = "needs root (unshare -m hides fusermount3); scripts/test.sh runs it"]
 fn missing_fusermount3_is_refused_for_an_unprivileged_user() {
-    if !is_root() {
-        eprintln!("skipped: hiding fusermount3 needs root (unshare -m) to set up");
-        return;
-    }
+    prereq::require_root();
     const NOBODY: u32 = 65534;
     let ccs = Ccs::new(Some(THREE_PROFILES));
     std::fs::set_permissions(ccs.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -3,77 +3,40 @@
 //! session, private files, remount; all offline against `scripts/mock-anthropic.py`) with
 //! `CCSFS` set to the binary under test, and asserts that it exits 0.
 //!
-//! Runs only when a `claude` binary is already there: `CLAUDE_BIN`, `claude` on PATH, or the
-//! script's npm cache dir (`$CCSFS_E2E_CACHE`, else `${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e`)
-//! populated by an earlier run of the script. It also needs tmux and python3 on PATH.
-//! Otherwise it prints a one-line note and passes: this test never downloads anything.
+//! Needs the claude CLI (`CLAUDE_BIN`, `claude` on PATH, or the npm cache dir that
+//! scripts/test.sh and the script install it into: `$CCSFS_E2E_CACHE`, else
+//! `${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e`), the ccs CLI found the same way (the script's
+//! `ccs <profile>` steps), tmux and python3. So it is ignored by a plain `cargo test` and run by
+//! scripts/test.sh (`--include-ignored`); run without them, it fails naming what is missing.
+//! This test never downloads anything.
 
-use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
 use std::process::{Command, Stdio};
 
-fn executable(path: &Path) -> bool {
-    std::fs::metadata(path)
-        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
-        .unwrap_or(false)
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|dir| dir.join(name))
-        .find(|p| executable(p))
-}
-
-fn nonempty_env(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.is_empty())
-}
-
-/// The claude binary the script would use without installing anything, if any.
-fn available_claude() -> Option<PathBuf> {
-    if let Some(bin) = nonempty_env("CLAUDE_BIN") {
-        return Some(PathBuf::from(bin));
-    }
-    if let Some(bin) = on_path("claude") {
-        return Some(bin);
-    }
-    let cache = match nonempty_env("CCSFS_E2E_CACHE") {
-        Some(dir) => PathBuf::from(dir),
-        None => {
-            let base = nonempty_env("XDG_CACHE_HOME")
-                .map(PathBuf::from)
-                .or_else(|| nonempty_env("HOME").map(|h| Path::new(&h).join(".cache")))?;
-            base.join("ccsfs-e2e")
-        }
-    };
-    let bin = cache.join("node_modules/.bin/claude");
-    executable(&bin).then_some(bin)
-}
+use common::prereq;
 
 #[test]
+#[ignore = "needs the claude and ccs CLIs, tmux and python3; scripts/test.sh installs and runs it"]
 fn real_claude_through_the_mount() {
-    let Some(claude) = available_claude() else {
-        eprintln!(
-            "skipped: no claude binary (set CLAUDE_BIN, put claude on PATH, or run scripts/e2e-claude.sh once to install it)"
-        );
-        return;
-    };
-    for tool in ["tmux", "python3"] {
-        if on_path(tool).is_none() {
-            eprintln!("skipped: the end-to-end script needs {tool} on PATH");
-            return;
-        }
-    }
+    let claude = prereq::require_claude();
+    let ccs = prereq::require_ccs();
+    prereq::require_tool("tmux", "tmux");
+    prereq::require_tool("python3", "python3");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-claude.sh");
     eprintln!(
-        "running {} with claude {}",
+        "running {} with claude {} and ccs {}",
         script.display(),
-        claude.display()
+        claude.display(),
+        ccs.display()
     );
     let out = Command::new("bash")
         .arg(&script)
         .current_dir(env!("CARGO_MANIFEST_DIR"))
         .env("CCSFS", env!("CARGO_BIN_EXE_ccsfs"))
+        .env("CLAUDE_BIN", &claude)
+        .env("CCS_BIN", &ccs)
         .stdin(Stdio::null())
         .output()
         .expect("run scripts/e2e-claude.sh");

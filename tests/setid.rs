@@ -1,7 +1,7 @@
 //! Set-id bits are dropped as on a plain disk when an unprivileged user writes, truncates or
 //! opens with O_TRUNC a set-uid (or group-executable set-gid) file, and kept when root
 //! writes: ccsfs handles this itself (FUSE_HANDLE_KILLPRIV_V2), on private and shared paths.
-//! Needs root (to act as another user); skipped otherwise.
+//! Needs root (to act as another user): ignored by a plain `cargo test`, run by scripts/test.sh.
 
 mod common;
 
@@ -39,11 +39,9 @@ fn setid_file(dir: &Path, name: &str, m: u32) -> std::path::PathBuf {
 }
 
 #[test]
+#[ignore = "needs root (acts as another user); scripts/test.sh runs it"]
 fn unprivileged_changes_drop_setid_bits_and_root_writes_keep_them() {
-    if !common::is_root() {
-        eprintln!("skipped: needs root to act as another user");
-        return;
-    }
+    common::prereq::require_root();
     let ccs = Ccs::new(Some(THREE_PROFILES));
     std::fs::set_permissions(ccs.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let mnt = ccs.mnt.to_str().unwrap();

@@ -1,7 +1,7 @@
 //! A normal user mounts through fusermount3: the mount works, files in the backing dirs are
 //! that user's, other users (root included, without allow_other) cannot read it, and the
-//! same user unmounts it. Needs root to switch users; skipped (with a note) otherwise, or
-//! when /dev/fuse is not open to users (distributions make it 0666).
+//! same user unmounts it. Needs root to switch users, and /dev/fuse open to users
+//! (distributions make it 0666): ignored by a plain `cargo test`, run by scripts/test.sh.
 
 mod common;
 
@@ -26,23 +26,6 @@ fn as_user(uid: u32, script: &str) -> Output {
         .expect("run setpriv")
 }
 
-fn usable() -> bool {
-    if !common::is_root() {
-        eprintln!("skipped: needs root to switch users");
-        return false;
-    }
-    let mode = std::fs::metadata("/dev/fuse")
-        .map(|m| m.permissions().mode())
-        .unwrap_or(0);
-    if mode & 0o006 != 0o006 {
-        eprintln!(
-            "skipped: /dev/fuse is {mode:o}; fusermount3 needs it open to users (chmod 0666)"
-        );
-        return false;
-    }
-    true
-}
-
 fn chown_tree(path: &Path) {
     let st = Command::new("chown")
         .args(["-R", &format!("{USER}:{USER}")])
@@ -53,10 +36,10 @@ fn chown_tree(path: &Path) {
 }
 
 #[test]
+#[ignore = "needs root (switches users) and a 0666 /dev/fuse; scripts/test.sh runs it"]
 fn a_normal_user_mounts_writes_and_unmounts() {
-    if !usable() {
-        return;
-    }
+    common::prereq::require_root();
+    common::prereq::require_user_fuse();
     let ccs = Ccs::new(Some(THREE_PROFILES));
     chown_tree(ccs.tmp.path());
     std::fs::set_permissions(ccs.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -127,11 +110,9 @@ fn kernel_has_passthrough() -> bool {
 }
 
 #[test]
+#[ignore = "needs root (kernel passthrough is root's); scripts/test.sh runs it"]
 fn root_gets_kernel_passthrough_unless_told_not_to() {
-    if !common::is_root() {
-        eprintln!("skipped: needs root");
-        return;
-    }
+    common::prereq::require_root();
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let m = ccs.mnt.to_str().unwrap();
     for (args, want) in [

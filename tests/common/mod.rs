@@ -1,6 +1,9 @@
 //! Shared harness for the integration tests: a private CCS dir in a temp dir, the real
 //! `ccsfs` binary, and a mount guard that unmounts on drop (even when a test panics).
+//! Prerequisites beyond FUSE (root, claude, ccs…) are checked in `prereq`.
 #![allow(dead_code)]
+
+pub mod prereq;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -28,10 +31,8 @@ pub fn bin() -> String {
     std::env::var("CCSFS_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_ccsfs").to_string())
 }
 
-pub fn is_root() -> bool {
-    // SAFETY: no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+#[allow(unused_imports)]
+pub use prereq::is_root;
 
 /// A temporary CCS dir with a mount point beside it.
 pub struct Ccs {
