@@ -10,4 +10,5 @@ pub mod locks;
 pub mod mount;
 pub mod procs;
 pub mod routes;
+pub mod runfile;
 pub mod status;
