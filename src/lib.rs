@@ -7,6 +7,7 @@ pub mod fusermount;
 pub mod layout;
 pub mod limits;
 pub mod locks;
+pub mod logfile;
 pub mod mount;
 pub mod procs;
 pub mod routes;

@@ -16,6 +16,7 @@ use crate::config::Profile;
 use crate::fs::CcsFs;
 use crate::fusermount;
 use crate::layout::Layout;
+use crate::logfile::LogFile;
 use crate::procs::pid_alive;
 use crate::runfile::{RunFile, Served};
 use std::sync::Arc;
@@ -148,7 +149,7 @@ pub fn preflight(mount_point: &Path) -> Result<(), String> {
 pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Result<(), String> {
     preflight(&opts.mount_point)?;
     if opts.foreground {
-        init_logging();
+        init_logging(None);
         return serve(layout, profiles, opts, None);
     }
     let (read_end, write_end) = pipe()?;
@@ -200,40 +201,35 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Detaches from the terminal and sends stdout/stderr to `<ccs>/logs/ccsfs.log`.
+/// Detaches from the terminal and logs to `<ccs>/logs/ccsfs.log`, stdout and stderr included;
+/// the log follows the path when the file is deleted or rotated (see `logfile`).
 fn become_daemon(layout: &Layout) -> Result<(), String> {
     let log_path = layout.log_file();
-    if let Some(dir) = log_path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log =
+        LogFile::open(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     // SAFETY: plain fd plumbing in the freshly forked, single-threaded child.
     unsafe {
         libc::setsid();
         libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
     }
+    log.redirect_stdio()
+        .map_err(|e| format!("cannot send output to {}: {e}", log_path.display()))?;
     let _ = std::env::set_current_dir("/");
-    init_logging();
+    init_logging(Some(log));
     Ok(())
 }
 
-fn init_logging() {
+/// env_logger at `warn,ccsfs=info` (or `RUST_LOG`), to `log` when daemonized, else stderr.
+fn init_logging(log: Option<LogFile>) {
     let env = env_logger::Env::default().default_filter_or("warn,ccsfs=info");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    let mut builder = env_logger::Builder::from_env(env);
+    builder.format_timestamp_millis();
+    if let Some(log) = log {
+        log.follow_on_panic();
+        builder.target(env_logger::Target::Pipe(Box::new(log)));
+    }
+    let _ = builder.try_init();
 }
 
 /// The parent's last check: the mount point now reports a FUSE filesystem, answered by the
