@@ -2,11 +2,9 @@
 //! SIGINT/SIGTERM or an external unmount, and unmounting (a dead daemon's mount included).
 
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
