@@ -44,6 +44,15 @@ impl ContinuityMode {
     }
 }
 
+/// Whether an account uses CCS's shared commands, skills, agents, plugins and settings.json
+/// (`shared_resource_mode: shared`, the default) or keeps its own (`profile-local`, or the
+/// older `bare: true`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SharedResources {
+    Shared,
+    ProfileLocal,
+}
+
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
     pub name: String,
@@ -52,6 +61,7 @@ pub struct Profile {
     pub group: Option<String>,
     /// `Deeper` only if shared.
     pub continuity: ContinuityMode,
+    pub shared_resources: SharedResources,
 }
 
 impl Profile {
@@ -61,6 +71,7 @@ impl Profile {
             context: ContextMode::Isolated,
             group: None,
             continuity: ContinuityMode::Standard,
+            shared_resources: SharedResources::Shared,
         }
     }
 
@@ -226,6 +237,7 @@ fn parse_account(name: &str, value: &Value) -> Result<Profile, String> {
         context,
         group: Some(group),
         continuity,
+        shared_resources: SharedResources::Shared,
     })
 }
 
@@ -379,6 +391,7 @@ pub fn add_profile(
             } else {
                 ContinuityMode::Standard
             },
+            shared_resources: SharedResources::Shared,
         },
     };
 
@@ -745,6 +758,7 @@ mod tests {
             context: ContextMode::Shared,
             group: Some(group.into()),
             continuity,
+            shared_resources: SharedResources::Shared,
         }
     }
 

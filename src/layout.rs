@@ -31,6 +31,22 @@ pub fn find_ccs_dir(
     }
 }
 
+/// The instance dir CCS keeps for an account: the name with every character outside
+/// `[a-zA-Z0-9_-]` made `-`, lowercased (CCS's `InstanceManager.sanitizeName`). It is also the
+/// profile's name in the mount, so that an instance path maps to a mount path one to one.
+pub fn instance_dir_name(account: &str) -> String {
+    account
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect()
+}
+
 impl Layout {
     pub fn new(ccs_dir: PathBuf) -> Layout {
         Layout { ccs_dir }
@@ -44,8 +60,24 @@ impl Layout {
         self.ccs_dir.join("instances")
     }
 
-    pub fn instance(&self, profile: &str) -> PathBuf {
-        self.instances_dir().join(profile)
+    /// `<ccs>/instances/<dir>` of an account (see `instance_dir_name`).
+    pub fn instance(&self, account: &str) -> PathBuf {
+        self.instances_dir().join(instance_dir_name(account))
+    }
+
+    /// `<ccs>/shared/<name>`: where CCS links a shared resource (to `~/.claude/<name>`).
+    pub fn shared_resource(&self, name: &str) -> PathBuf {
+        self.ccs_dir.join("shared").join(name)
+    }
+
+    /// Which of CCS's shared resources (`routes::SHARED_RESOURCES`) exist in `<ccs>/shared/`
+    /// (links CCS made; dangling ones count). One `lstat` each.
+    pub fn shared_resources_present(&self) -> Vec<&'static str> {
+        crate::routes::SHARED_RESOURCES
+            .iter()
+            .map(|(n, _)| *n)
+            .filter(|n| std::fs::symlink_metadata(self.shared_resource(n)).is_ok())
+            .collect()
     }
 
     pub fn group_dir(&self, group: &str) -> PathBuf {

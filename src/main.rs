@@ -208,8 +208,9 @@ fn run(cli: Cli) -> Result<(), String> {
                 || layout.default_mount_point(),
                 |p| mount::absolute_mount_point(&p),
             );
-            let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
-            let st = ccsfs::status::collect(&layout, &profiles, &mp);
+            let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string());
+            let st =
+                ccsfs::status::collect(&layout, profiles.as_deref().map_err(Clone::clone), &mp);
             if json {
                 println!(
                     "{}",
@@ -257,7 +258,7 @@ fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
                 .map_err(|e| e.to_string())?;
             let verb = if added { "added" } else { "updated" };
             println!(
-                "{verb} profile {} ({}); remount to see changes in a running mount",
+                "{verb} profile {} ({}); a running mount serves it within a second",
                 p.name,
                 ccsfs::status::describe(&p)
             );

@@ -2,11 +2,9 @@
 //! SIGINT/SIGTERM or an external unmount, and unmounting (a dead daemon's mount included).
 
 use std::ffi::OsStr;
-use std::fs::OpenOptions;
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -16,7 +14,11 @@ use crate::config::Profile;
 use crate::fs::CcsFs;
 use crate::fusermount;
 use crate::layout::Layout;
+use crate::logfile::LogFile;
 use crate::procs::pid_alive;
+use crate::runfile::{RunFile, Served};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -145,7 +147,7 @@ pub fn preflight(mount_point: &Path) -> Result<(), String> {
 pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Result<(), String> {
     preflight(&opts.mount_point)?;
     if opts.foreground {
-        init_logging();
+        init_logging(None);
         return serve(layout, profiles, opts, None);
     }
     let (read_end, write_end) = pipe()?;
@@ -197,40 +199,35 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
-/// Detaches from the terminal and sends stdout/stderr to `<ccs>/logs/ccsfs.log`.
+/// Detaches from the terminal and logs to `<ccs>/logs/ccsfs.log`, stdout and stderr included;
+/// the log follows the path when the file is deleted or rotated (see `logfile`).
 fn become_daemon(layout: &Layout) -> Result<(), String> {
     let log_path = layout.log_file();
-    if let Some(dir) = log_path.parent() {
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-    }
-    let log = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .mode(0o600)
-        .open(&log_path)
-        .map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log =
+        LogFile::open(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     // SAFETY: plain fd plumbing in the freshly forked, single-threaded child.
     unsafe {
         libc::setsid();
         libc::dup2(null.as_raw_fd(), 0);
-        libc::dup2(log.as_raw_fd(), 1);
-        libc::dup2(log.as_raw_fd(), 2);
     }
+    log.redirect_stdio()
+        .map_err(|e| format!("cannot send output to {}: {e}", log_path.display()))?;
     let _ = std::env::set_current_dir("/");
-    init_logging();
+    init_logging(Some(log));
     Ok(())
 }
 
-fn init_logging() {
+/// env_logger at `warn,ccsfs=info` (or `RUST_LOG`), to `log` when daemonized, else stderr.
+fn init_logging(log: Option<LogFile>) {
     let env = env_logger::Env::default().default_filter_or("warn,ccsfs=info");
-    let _ = env_logger::Builder::from_env(env)
-        .format_timestamp_millis()
-        .try_init();
+    let mut builder = env_logger::Builder::from_env(env);
+    builder.format_timestamp_millis();
+    if let Some(log) = log {
+        log.follow_on_panic();
+        builder.target(env_logger::Target::Pipe(Box::new(log)));
+    }
+    let _ = builder.try_init();
 }
 
 /// The parent's last check: the mount point now reports a FUSE filesystem, answered by the
@@ -321,6 +318,7 @@ fn serve_inner(
         MountOption::NoSuid,
     ];
     let privileged = euid() == 0;
+    let live = fs.live();
     let notifier_slot = fs.notifier_slot();
     let passthrough = fs.passthrough_state();
     passthrough.set_wanted(opts.passthrough);
@@ -328,7 +326,24 @@ fn serve_inner(
     let mut session = session.map_err(|e| mount_error(&opts.mount_point, &e))?;
     let _ = notifier_slot.set(session.notifier());
     let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
-    write_run_file(&run_file, &opts.mount_point, passthrough.enabled());
+    let record = {
+        let (run_file, layout, passthrough) =
+            (run_file.clone(), layout.clone(), passthrough.clone());
+        let mount_point = absolute_mount_point(&opts.mount_point);
+        move |profiles: &[Profile], error: Option<&str>| {
+            let rf = RunFile {
+                pid: std::process::id() as i32,
+                mount_point: mount_point.clone(),
+                passthrough: passthrough.enabled(),
+                served: served(&layout, profiles),
+                config_error: error.map(str::to_string),
+            };
+            if let Err(e) = rf.write(&run_file) {
+                log::warn!("cannot write {}: {e}", run_file.display());
+            }
+        }
+    };
+    live.set_on_change(Box::new(record));
     log::info!(
         "mounted {} (pid {}, {} profiles)",
         opts.mount_point.display(),
@@ -364,9 +379,23 @@ fn serve_inner(
                 log::error!("unmount of {} failed: {e}", mount_point.display());
             }
         });
+    // Follow config.yaml until the session ends.
+    let watching = Arc::new(AtomicBool::new(true));
+    {
+        let watching = watching.clone();
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-config".into())
+            .spawn(move || {
+                while watching.load(Ordering::Relaxed) {
+                    std::thread::sleep(crate::fs::CONFIG_POLL);
+                    live.check();
+                }
+            });
+    }
     let result = loop_thread
         .join()
         .map_err(|_| "the session thread panicked".to_string())?;
+    watching.store(false, Ordering::Relaxed);
     let _ = std::fs::remove_file(&run_file);
     log::info!("session ended");
     result.map_err(|e| format!("session ended with an error: {e}"))
@@ -384,29 +413,25 @@ fn mount_error(mount_point: &Path, e: &std::io::Error) -> String {
     format!("cannot mount {}: {text}", mount_point.display())
 }
 
-fn write_run_file(path: &Path, mount_point: &Path, passthrough: bool) {
-    if let Some(dir) = path.parent() {
-        let _ = std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir);
-    }
-    let text = format!(
-        "pid={}\nmount_point={}\npassthrough={}\n",
-        std::process::id(),
-        absolute_mount_point(mount_point).display(),
-        if passthrough { "on" } else { "off" }
-    );
-    let written = OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .and_then(|mut f| f.write_all(text.as_bytes()));
-    if let Err(e) = written {
-        log::warn!("cannot write {}: {e}", path.display());
-    }
+/// The profiles as the daemon serves them, for the run file.
+fn served(layout: &Layout, profiles: &[Profile]) -> Vec<Served> {
+    let present = layout.shared_resources_present();
+    profiles
+        .iter()
+        .map(|p| {
+            let routes = crate::routes::ProfileRoutes::new(layout, p, &present);
+            Served {
+                name: p.name.clone(),
+                dir: crate::layout::instance_dir_name(&p.name),
+                mode: crate::status::describe(p),
+                routes: routes
+                    .routes
+                    .iter()
+                    .map(|r| (r.name.to_string(), r.target.display().to_string()))
+                    .collect(),
+            }
+        })
+        .collect()
 }
 
 /// The mount points that daemons of this CCS dir have recorded (mounted or not).
@@ -415,31 +440,24 @@ pub fn recorded_mount_points(layout: &Layout) -> Vec<PathBuf> {
         return Vec::new();
     };
     dir.flatten()
-        .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-        .filter_map(|t| {
-            t.lines()
-                .find_map(|l| l.strip_prefix("mount_point="))
-                .map(PathBuf::from)
-        })
+        .filter_map(|e| RunFile::read(&e.path()))
+        .map(|r| r.mount_point)
         .collect()
 }
 
-/// A `key=value` line of the run file of the daemon serving `mount_point`.
-fn run_value(layout: &Layout, mount_point: &Path, key: &str) -> Option<String> {
-    let text = std::fs::read_to_string(layout.run_file(&absolute_mount_point(mount_point))).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key)?.strip_prefix('='))
-        .map(|v| v.trim().to_string())
+/// The run file of the daemon serving `mount_point`, if it has one.
+pub fn run_file(layout: &Layout, mount_point: &Path) -> Option<RunFile> {
+    RunFile::read(&layout.run_file(&absolute_mount_point(mount_point)))
 }
 
 /// The daemon pid recorded for a mount point, if its run file exists.
 pub fn daemon_pid(layout: &Layout, mount_point: &Path) -> Option<i32> {
-    run_value(layout, mount_point, "pid")?.parse().ok()
+    run_file(layout, mount_point).map(|r| r.pid)
 }
 
 /// Whether the daemon serving `mount_point` got kernel passthrough.
 pub fn daemon_passthrough(layout: &Layout, mount_point: &Path) -> bool {
-    run_value(layout, mount_point, "passthrough").as_deref() == Some("on")
+    run_file(layout, mount_point).is_some_and(|r| r.passthrough)
 }
 
 /// Unmounts `mount_point`, also when its daemon has died ("Transport endpoint is not connected").

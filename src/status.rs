@@ -14,6 +14,10 @@ use crate::routes::ProfileRoutes;
 pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
     let mut out = Vec::new();
     for r in &routes.routes {
+        // CCS's own per-instance layout inside plugins/ (see `routes::PLUGINS_PRIVATE`).
+        if !r.private.is_empty() {
+            continue;
+        }
         let path = routes.instance.join(r.name);
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
@@ -62,13 +66,22 @@ pub struct Status {
     pub daemon_pid: Option<i32>,
     pub ccs_dir: String,
     pub passthrough: bool,
+    /// Where the profiles shown come from: `daemon` (what the running daemon serves) or
+    /// `config.yaml` (not mounted).
+    pub source: &'static str,
     pub profiles: Vec<ProfileStatus>,
+    /// How `config.yaml` differs from what the daemon serves (empty when they agree).
+    pub differences: Vec<String>,
+    /// Why the daemon is not serving `config.yaml` as it is (a malformed edit).
+    pub config_error: Option<String>,
     pub locks: Vec<LockInfo>,
 }
 
 #[derive(serde::Serialize)]
 pub struct ProfileStatus {
     pub name: String,
+    /// Its name in the mount (the instance dir's name).
+    pub dir: String,
     pub mode: String,
     pub instance: String,
     /// (routed name, store dir)
@@ -77,40 +90,122 @@ pub struct ProfileStatus {
     pub notes: Vec<String>,
 }
 
-pub fn collect(layout: &Layout, profiles: &[Profile], mount_point: &Path) -> Status {
-    let pid = mount::daemon_pid(layout, mount_point).filter(|&p| crate::procs::pid_alive(p));
+/// What `status` shows: the daemon's own view when it runs (its run file), else the config's.
+/// `profiles` is what `config.yaml` says now (Err: it is malformed).
+pub fn collect(
+    layout: &Layout,
+    profiles: Result<&[Profile], String>,
+    mount_point: &Path,
+) -> Status {
+    let run = mount::run_file(layout, mount_point);
+    let pid = run
+        .as_ref()
+        .map(|r| r.pid)
+        .filter(|&p| crate::procs::pid_alive(p));
     let state = match mount::mount_state(mount_point) {
         MountState::NotMounted => "not mounted",
         MountState::Mounted(t) if !t.starts_with("fuse") => "foreign",
         MountState::Mounted(_) if pid.is_some() => "mounted",
         MountState::Mounted(_) => "dead",
     };
-    let shown = profiles
-        .iter()
-        .map(|p| {
-            let routes = ProfileRoutes::new(layout, p);
-            ProfileStatus {
-                name: p.name.clone(),
-                mode: describe(p),
-                instance: routes.instance.display().to_string(),
-                routes: routes
-                    .routes
-                    .iter()
-                    .map(|r| (r.name.to_string(), r.target.display().to_string()))
-                    .collect(),
-                notes: hidden_entries(&routes),
-            }
+    let present = layout.shared_resources_present();
+    let from_config: Vec<ProfileStatus> = profiles
+        .as_ref()
+        .map(|ps| {
+            ps.iter()
+                .map(|p| config_view(layout, p, &present))
+                .collect()
         })
-        .collect();
+        .unwrap_or_default();
+    let served = run.filter(|_| state == "mounted");
+    let (source, shown, differences, config_error) = match served {
+        Some(r) => {
+            let shown: Vec<ProfileStatus> = r
+                .served
+                .iter()
+                .map(|s| {
+                    let routes = from_config
+                        .iter()
+                        .find(|c| c.dir == s.dir)
+                        .map(|c| c.notes.clone())
+                        .unwrap_or_default();
+                    ProfileStatus {
+                        name: s.name.clone(),
+                        dir: s.dir.clone(),
+                        mode: s.mode.clone(),
+                        instance: layout.instance(&s.dir).display().to_string(),
+                        routes: s.routes.clone(),
+                        notes: routes,
+                    }
+                })
+                .collect();
+            let mut diff = Vec::new();
+            match &profiles {
+                Err(e) => diff.push(format!(
+                    "config.yaml is malformed ({e}); the daemon keeps serving the last good config"
+                )),
+                Ok(_) => diff.extend(differences(&shown, &from_config)),
+            }
+            ("daemon", shown, diff, r.config_error)
+        }
+        None => (
+            "config.yaml",
+            from_config,
+            Vec::new(),
+            profiles.as_ref().err().cloned(),
+        ),
+    };
+    let profiles_for_locks: Vec<Profile> = profiles.map(<[Profile]>::to_vec).unwrap_or_default();
     Status {
         mount_point: mount_point.display().to_string(),
         state,
         daemon_pid: if state == "mounted" { pid } else { None },
         ccs_dir: layout.ccs_dir.display().to_string(),
         passthrough: state == "mounted" && mount::daemon_passthrough(layout, mount_point),
+        source,
         profiles: shown,
-        locks: crate::locks::unlock::list(layout, profiles),
+        differences,
+        config_error,
+        locks: crate::locks::unlock::list(layout, &profiles_for_locks),
     }
+}
+
+/// A profile as `config.yaml` describes it.
+fn config_view(layout: &Layout, p: &Profile, present: &[&str]) -> ProfileStatus {
+    let routes = ProfileRoutes::new(layout, p, present);
+    ProfileStatus {
+        name: p.name.clone(),
+        dir: crate::layout::instance_dir_name(&p.name),
+        mode: describe(p),
+        instance: routes.instance.display().to_string(),
+        routes: routes
+            .routes
+            .iter()
+            .map(|r| (r.name.to_string(), r.target.display().to_string()))
+            .collect(),
+        notes: hidden_entries(&routes),
+    }
+}
+
+/// How the config's profiles differ from the served ones, one line each.
+fn differences(served: &[ProfileStatus], config: &[ProfileStatus]) -> Vec<String> {
+    let mut out = Vec::new();
+    for c in config {
+        match served.iter().find(|s| s.dir == c.dir) {
+            None => out.push(format!("{} is in config.yaml but not served yet", c.dir)),
+            Some(s) if s.mode != c.mode || s.routes != c.routes => out.push(format!(
+                "{} is served as {} but config.yaml says {}",
+                c.dir, s.mode, c.mode
+            )),
+            Some(_) => {}
+        }
+    }
+    for s in served {
+        if !config.iter().any(|c| c.dir == s.dir) {
+            out.push(format!("{} is served but no longer in config.yaml", s.dir));
+        }
+    }
+    out
 }
 
 pub fn render(st: &Status) -> String {
@@ -131,16 +226,27 @@ pub fn render(st: &Status) -> String {
         "passthrough: {}",
         if st.passthrough { "on" } else { "off" }
     );
+    if let Some(e) = &st.config_error {
+        let _ = writeln!(s, "config:      {e}");
+    }
+    for d in &st.differences {
+        let _ = writeln!(s, "differs:     {d}");
+    }
     if st.profiles.is_empty() {
         let _ = writeln!(
             s,
             "profiles:    none (add one with `ccsfs profile add <name>`)"
         );
     } else {
-        let _ = writeln!(s, "profiles:");
+        let _ = writeln!(s, "profiles ({}):", st.source);
     }
     for p in &st.profiles {
-        let _ = writeln!(s, "  {} ({})", p.name, p.mode);
+        let shown_as = if p.dir == p.name {
+            String::new()
+        } else {
+            format!(", in the mount as {}", p.dir)
+        };
+        let _ = writeln!(s, "  {} ({}{shown_as})", p.name, p.mode);
         let _ = writeln!(s, "    everything else -> {}", p.instance);
         for (name, target) in &p.routes {
             let _ = writeln!(s, "    {name:<15} -> {target}");

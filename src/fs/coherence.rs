@@ -27,15 +27,16 @@ enum Job {
     Entry(u64, OsString),
 }
 
+/// For each backing tree, the views that can reach it (`Topology::tree_views`).
+pub type TreeViews = [Vec<View>];
+
 pub struct Coherence {
     notifier: Arc<OnceLock<Notifier>>,
-    /// For each backing tree, the views that can reach it.
-    tree_views: Vec<Vec<View>>,
     jobs: Mutex<Sender<(Job, SyncSender<()>)>>,
 }
 
 impl Coherence {
-    pub fn new(tree_views: Vec<Vec<View>>) -> Coherence {
+    pub fn new() -> Coherence {
         let notifier: Arc<OnceLock<Notifier>> = Arc::new(OnceLock::new());
         let (tx, rx) = channel();
         let n = notifier.clone();
@@ -44,7 +45,6 @@ impl Coherence {
             .spawn(move || run(&n, &rx));
         Coherence {
             notifier,
-            tree_views,
             jobs: Mutex::new(tx),
         }
     }
@@ -55,15 +55,13 @@ impl Coherence {
     }
 
     /// Whether anything in `tree` is seen by more than one profile.
-    pub fn is_shared(&self, tree: TreeId) -> bool {
-        self.tree_views
-            .get(tree as usize)
-            .is_some_and(|v| v.len() > 1)
+    pub fn is_shared(&self, tv: &TreeViews, tree: TreeId) -> bool {
+        tv.get(tree as usize).is_some_and(|v| v.len() > 1)
     }
 
     /// The node ids of the same backing file in the other views that currently hold it.
-    fn others(&self, inodes: &InodeTable, tree: TreeId, key: Key) -> Vec<u64> {
-        let Some(views) = self.tree_views.get(tree as usize).filter(|v| v.len() > 1) else {
+    fn others(&self, inodes: &InodeTable, tv: &TreeViews, tree: TreeId, key: Key) -> Vec<u64> {
+        let Some(views) = tv.get(tree as usize).filter(|v| v.len() > 1) else {
             return Vec::new();
         };
         views
@@ -82,8 +80,26 @@ impl Coherence {
     }
 
     /// Whether another view currently holds the same backing file.
-    pub fn seen_elsewhere(&self, inodes: &InodeTable, tree: TreeId, key: Key) -> bool {
-        !self.others(inodes, tree, key).is_empty()
+    pub fn seen_elsewhere(
+        &self,
+        inodes: &InodeTable,
+        tv: &TreeViews,
+        tree: TreeId,
+        key: Key,
+    ) -> bool {
+        !self.others(inodes, tv, tree, key).is_empty()
+    }
+
+    /// Drops cached dentries (dir node id, name) without waiting for it: for a config change
+    /// and for a shared file replaced under every profile's root.
+    pub fn forget_entries(&self, entries: Vec<(u64, OsString)>) {
+        if self.notifier.get().is_none() {
+            return;
+        }
+        for (dir, name) in entries {
+            let (done_tx, _) = sync_channel(1);
+            let _ = self.jobs.lock().send((Job::Entry(dir, name), done_tx));
+        }
     }
 
     /// Hands jobs to the notifier thread and waits (bounded) until they are done.
@@ -102,11 +118,11 @@ impl Coherence {
 
     /// The file's data or attributes changed: drop the other views' cached attributes (and,
     /// when `data`, their cached pages).
-    pub fn changed(&self, inodes: &InodeTable, tree: TreeId, key: Key, data: bool) {
+    pub fn changed(&self, inodes: &InodeTable, tv: &TreeViews, tree: TreeId, key: Key, data: bool) {
         let Some(notifier) = self.notifier.get() else {
             return;
         };
-        let others = self.others(inodes, tree, key);
+        let others = self.others(inodes, tv, tree, key);
         for &id in &others {
             let _ = notifier.inval_inode(INodeNo(id), -1, 0);
         }
@@ -123,6 +139,7 @@ impl Coherence {
     pub fn entry_changed(
         &self,
         inodes: &InodeTable,
+        tv: &TreeViews,
         tree: TreeId,
         dir: Key,
         name: &std::ffi::OsStr,
@@ -130,7 +147,7 @@ impl Coherence {
         let Some(notifier) = self.notifier.get() else {
             return;
         };
-        let others = self.others(inodes, tree, dir);
+        let others = self.others(inodes, tv, tree, dir);
         for &id in &others {
             let _ = notifier.inval_inode(INodeNo(id), -1, 0);
         }

@@ -69,7 +69,9 @@ struct Emit<'a> {
 /// attributes expire, at the start of every listing. The virtual dirs are built per listing.
 pub(super) fn cache_flags(inode: &Inode) -> FopenFlags {
     match inode.role {
-        Role::Plain => FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        Role::Plain | Role::Routed(..) => {
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+        }
         _ => FopenFlags::empty(),
     }
 }
@@ -77,7 +79,9 @@ pub(super) fn cache_flags(inode: &Inode) -> FopenFlags {
 impl CcsFs {
     pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
         let state = match inode.role {
-            Role::Plain => DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?),
+            Role::Plain | Role::Routed(..) => {
+                DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?)
+            }
             _ => DirState::Snapshot(None),
         };
         Ok(self.dirs.insert(state))
@@ -212,7 +216,10 @@ impl CcsFs {
         let mut out = vec![dir(".", inode.id), dir("..", super::inodes::ROOT_ID)];
         match inode.role {
             Role::MountRoot => {
-                for (i, p) in self.profiles.iter().enumerate() {
+                // A listing right after `ccs auth create` shows the new account.
+                self.live.check();
+                let topo = self.topo();
+                for (i, p) in topo.active() {
                     let ino = std::fs::metadata(&p.routes.instance)
                         .map(|m| {
                             use std::os::unix::fs::MetadataExt;
@@ -223,8 +230,8 @@ impl CcsFs {
                             })
                         })
                         .unwrap_or(0);
-                    out.push(dir(&p.routes.profile.name, ino));
-                    let lock = format!("{}.lock", p.routes.profile.name);
+                    out.push(dir(&p.dir, ino));
+                    let lock = format!("{}.lock", p.dir);
                     if let Ok(st) =
                         sys::fstatat(inode.fd()?.as_fd(), &sys::cstr(OsStr::new(&lock))?)
                     {
@@ -242,19 +249,26 @@ impl CcsFs {
                 }
             }
             Role::ProfileRoot(i) => {
-                let p = &self.profiles[i];
+                let topo = self.topo();
+                let p = &topo.views[i];
+                if !p.active {
+                    return Ok(out);
+                }
                 for r in &p.routes.routes {
-                    let ino = std::fs::metadata(&r.target)
-                        .map(|m| {
-                            use std::os::unix::fs::MetadataExt;
-                            self.inodes.listing_ino(Key {
-                                view: inode.key.view,
-                                dev: m.dev(),
-                                ino: m.ino(),
-                            })
-                        })
-                        .unwrap_or(0);
-                    out.push(dir(r.name, ino));
+                    // Following CCS's links; a route that leads nowhere yet is not listed.
+                    let Ok(m) = std::fs::metadata(&r.target) else {
+                        continue;
+                    };
+                    use std::os::unix::fs::MetadataExt;
+                    out.push(Listed {
+                        name: r.name.into(),
+                        ino: self.inodes.listing_ino(Key {
+                            view: inode.key.view,
+                            dev: m.dev(),
+                            ino: m.ino(),
+                        }),
+                        kind: attr::file_type(m.mode()),
+                    });
                 }
                 let fd = sys::open_dir(inode.fd()?.as_fd())?;
                 let mut buf = vec![0u8; DENTS_BUF];
@@ -282,7 +296,7 @@ impl CcsFs {
                     }
                 }
             }
-            Role::Plain => {}
+            Role::Routed(..) | Role::Plain => {}
         }
         Ok(out)
     }

@@ -154,17 +154,20 @@ impl CcsFs {
     /// Whether a symlink in the backing dir `dir` of `tree`, seen through `view`, may point at
     /// `target` (see `routes::symlink_target_allowed`).
     fn symlink_allowed_in(&self, tree: u32, view: u32, dir: &Path, target: &Path) -> bool {
-        let (root, base) = &self.tree_roots[tree as usize];
-        let Ok(below) = dir.strip_prefix(root) else {
+        let topo = self.topo();
+        let Some(t) = topo.trees.get(tree as usize) else {
             return false;
         };
-        let depth = base + below.components().count();
+        let Ok(below) = dir.strip_prefix(&t.root) else {
+            return false;
+        };
+        let depth = t.depth + below.components().count();
         let own = match view {
             0 => None,
-            v => Some(
-                self.mount_abs
-                    .join(&self.profiles[v as usize - 1].routes.profile.name),
-            ),
+            v => topo
+                .views
+                .get(v as usize - 1)
+                .map(|p| self.mount_abs.join(&p.dir)),
         };
         symlink_target_allowed(target, depth, own.as_deref(), &self.forbidden_symlink_roots)
     }
@@ -246,6 +249,10 @@ impl CcsFs {
             name,
             if dir { Change::Rmdir } else { Change::Unlink },
         )?;
+        if let Some(r) = self.redirect(parent, name)? {
+            sys::unlinkat(r.dir.as_fd(), &sys::cstr(&r.name)?, 0)?;
+            return Ok(());
+        }
         let transcript = if dir {
             None
         } else {
@@ -276,6 +283,9 @@ impl CcsFs {
         flags: u32,
     ) -> SysResult<()> {
         self.guard(parent, name, Change::Rename)?;
+        if let Some(r) = self.redirect(newparent, newname)? {
+            return self.rename_onto_redirect(parent, name, newparent, newname, r, flags);
+        }
         self.guard(newparent, newname, Change::Rename)?;
         if parent.tree != newparent.tree {
             return Err(Errno::EXDEV);
@@ -331,6 +341,52 @@ impl CcsFs {
         Ok(())
     }
 
+    /// Claude's atomic write of a routed file (`settings.json.tmp.…` renamed onto
+    /// `settings.json`, or the same inside `plugins/`): the temp file lives in the instance
+    /// (or the shared dir), the name in the other tree. The new content replaces the routed
+    /// file where it really is, so every profile sees it; across filesystems it is copied
+    /// there first (temp file, fsync, rename), and the source removed.
+    fn rename_onto_redirect(
+        &self,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+        newparent: &Arc<Inode>,
+        newname: &OsStr,
+        r: super::lookup::Redirect,
+        flags: u32,
+    ) -> SysResult<()> {
+        if flags & libc::RENAME_EXCHANGE != 0 {
+            return Err(Errno::EXDEV);
+        }
+        let old = sys::cstr(name)?;
+        let st = sys::fstatat(parent.fd()?.as_fd(), &old)?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return Err(Errno::EXDEV);
+        }
+        let new = sys::cstr(&r.name)?;
+        let moving = Key {
+            view: parent.key.view,
+            dev: st.st_dev,
+            ino: st.st_ino,
+        };
+        self.pin_child(newparent, newname);
+        match sys::renameat2(parent.fd()?.as_fd(), &old, r.dir.as_fd(), &new, flags) {
+            Err(e) if e == Errno::EXDEV => {
+                copy_into(parent, &old, &r, &new, flags, &st)?;
+                sys::unlinkat(parent.fd()?.as_fd(), &old, 0)?;
+            }
+            other => other?,
+        }
+        if let Some(i) = self.inodes.find(moving).and_then(|id| self.inodes.get(id)) {
+            i.relink(newparent, newname);
+        }
+        self.touched_entry(parent, name);
+        if r.shared {
+            self.shared_file_replaced(newparent, newname);
+        }
+        Ok(())
+    }
+
     /// The node at `parent/name` (if the kernel holds it) is about to lose that name.
     fn pin_child(&self, parent: &Inode, name: &OsStr) {
         let Ok(st) = sys::cstr(name).and_then(|c| sys::fstatat(parent.fd()?.as_fd(), &c)) else {
@@ -363,4 +419,43 @@ impl CcsFs {
         let target = sys::readlink_fd(fd.as_fd())?;
         self.check_symlink_target(to, Path::new(OsStr::from_bytes(&target)))
     }
+}
+
+/// Copies the regular file `dir/name` to `r.dir/new` as an atomic replacement: a temp file
+/// beside the target, the same mode, fsync, rename (RENAME_NOREPLACE honoured).
+fn copy_into(
+    parent: &Inode,
+    name: &std::ffi::CStr,
+    r: &super::lookup::Redirect,
+    new: &std::ffi::CStr,
+    flags: u32,
+    st: &libc::stat,
+) -> SysResult<()> {
+    use std::io::Write;
+    let src = sys::reopen(
+        sys::open_path_at(parent.fd()?.as_fd(), name)?.as_fd(),
+        libc::O_RDONLY,
+    )?;
+    let mut data = Vec::new();
+    std::io::Read::read_to_end(&mut std::fs::File::from(src), &mut data).map_err(Errno::from)?;
+    let tmp = sys::cstr(OsStr::new(&format!(
+        ".{}.ccsfs-{}",
+        r.name.to_string_lossy(),
+        std::process::id()
+    )))?;
+    let fd = sys::openat_create(
+        r.dir.as_fd(),
+        &tmp,
+        libc::O_WRONLY | libc::O_TRUNC,
+        st.st_mode & 0o7777,
+    )?;
+    let mut f = std::fs::File::from(fd);
+    let written = f.write_all(&data).and_then(|()| f.sync_all());
+    if let Err(e) = written {
+        let _ = sys::unlinkat(r.dir.as_fd(), &tmp, 0);
+        return Err(Errno::from(e));
+    }
+    sys::renameat2(r.dir.as_fd(), &tmp, r.dir.as_fd(), new, flags).inspect_err(|_| {
+        let _ = sys::unlinkat(r.dir.as_fd(), &tmp, 0);
+    })
 }

@@ -28,8 +28,29 @@ impl CcsFs {
         mode: u32,
         flags: i32,
     ) -> SysResult<(Arc<Inode>, FileAttr, u64, FopenFlags)> {
-        self.guard(parent, name, Change::Create)?;
         let flags = (flags & !STRIPPED_OPEN_FLAGS) | (flags & libc::O_EXCL);
+        if let Some(r) = self.redirect(parent, name)? {
+            // settings.json that does not exist yet, or a private file of a routed dir.
+            let file = {
+                let _c = self.creds(req);
+                sys::openat_create(r.dir.as_fd(), &sys::cstr(&r.name)?, flags, mode)?
+            };
+            let path_fd = sys::open_path_at(r.dir.as_fd(), &sys::cstr(&r.name)?)?;
+            let (inode, attr) = self.remember(
+                path_fd,
+                parent.key.view,
+                r.tree,
+                Role::Plain,
+                Some((parent.clone(), name.to_os_string())),
+            )?;
+            if r.shared {
+                self.shared_file_replaced(parent, name);
+            }
+            let fh = file.into_raw_fd() as u64;
+            let cache = self.cache_flags(&inode, flags);
+            return Ok((inode, attr, fh, cache));
+        }
+        self.guard(parent, name, Change::Create)?;
         let file = {
             let _c = self.creds(req);
             sys::openat_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
@@ -65,7 +86,7 @@ impl CcsFs {
     ///
     /// No open needs a FLUSH: data reaches the backing file at write time (see `flush`).
     pub(super) fn cache_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
-        let store = self.tree_groups[inode.tree as usize].is_some();
+        let store = self.in_store(inode.tree);
         let mut f = FopenFlags::FOPEN_NOFLUSH;
         if store && flags & libc::O_APPEND != 0 && transcripts::writes(flags) {
             f |= FopenFlags::FOPEN_DIRECT_IO;
@@ -80,9 +101,12 @@ impl CcsFs {
     /// keep their FLUSH. (A profile that looks the file up later gets fresh attributes then.)
     pub(super) fn passthrough_flags(&self, inode: &Inode, flags: i32) -> FopenFlags {
         if transcripts::writes(flags)
-            && self
-                .coherence
-                .seen_elsewhere(&self.inodes, inode.tree, inode.key)
+            && self.coherence.seen_elsewhere(
+                &self.inodes,
+                &self.topo().tree_views,
+                inode.tree,
+                inode.key,
+            )
         {
             FopenFlags::empty()
         } else {

@@ -47,6 +47,9 @@ pub enum Role {
     MountRoot,
     /// `<mount>/<profile>`: the instance dir with routed names laid over it.
     ProfileRoot(usize),
+    /// A routed dir some of whose names stay in the instance (`plugins/` of profile `.0`,
+    /// route `.1`): otherwise plain.
+    Routed(usize, &'static str),
     /// Everything below: plain pass-through.
     Plain,
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use fuser::{Errno, FileAttr};
 
 use super::inodes::{Inode, Key, Link, NewNode, Role, TreeId};
+use super::topology::resolve_file;
 use super::{CcsFs, attr, mkdir_private, sys};
-use crate::routes::lock_dir_profile;
+use crate::routes::{RouteKind, lock_dir_profile};
 
 /// What a namespace operation wants to do with a name.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,11 +26,60 @@ pub enum Change {
     Rename,
 }
 
+/// A name that lives somewhere other than its parent's backing dir: a shared file route at a
+/// profile root (`settings.json`, in `<ccs>/shared/`, really `~/.claude/`), or a private name
+/// inside a routed dir (`plugins/known_marketplaces.json`, in the instance's `plugins/`).
+pub struct Redirect {
+    /// The real dir holding it (O_PATH).
+    pub dir: OwnedFd,
+    pub name: std::ffi::OsString,
+    pub tree: TreeId,
+    /// A shared file every profile sees under this name (others must drop their entry).
+    pub shared: bool,
+}
+
 impl CcsFs {
-    pub(super) fn profile_index(&self, name: &OsStr) -> Option<usize> {
-        self.profiles
-            .iter()
-            .position(|p| OsStr::new(&p.routes.profile.name) == name)
+    /// Where `name` in `parent` really lives, if not in `parent`'s backing dir.
+    pub(super) fn redirect(&self, parent: &Inode, name: &OsStr) -> Result<Option<Redirect>, Errno> {
+        let topo = self.topo();
+        match parent.role {
+            Role::ProfileRoot(i) => {
+                let p = &topo.views[i];
+                let Some(r) =
+                    p.routes.routes.iter().position(|r| {
+                        OsStr::new(r.name) == name && r.kind == RouteKind::SharedFile
+                    })
+                else {
+                    return Ok(None);
+                };
+                let real = resolve_file(&p.routes.routes[r].target).ok_or(Errno::ENOENT)?;
+                let (Some(dir), Some(file)) = (real.parent(), real.file_name()) else {
+                    return Err(Errno::ENOENT);
+                };
+                Ok(Some(Redirect {
+                    dir: sys::open_dir_path(dir)?,
+                    name: file.to_os_string(),
+                    tree: p.route_trees[r],
+                    shared: true,
+                }))
+            }
+            Role::Routed(i, route) => {
+                let p = &topo.views[i];
+                match p.routes.route(OsStr::new(route)) {
+                    Some(r) if r.is_private(name) => {
+                        let dir = p.routes.instance.join(route);
+                        Ok(Some(Redirect {
+                            dir: open_routed_dir(&dir)?,
+                            name: name.to_os_string(),
+                            tree: p.instance_tree,
+                            shared: false,
+                        }))
+                    }
+                    _ => Ok(None),
+                }
+            }
+            _ => Ok(None),
+        }
     }
 
     /// Resolves `name` in `parent`, counts a lookup, and returns the node with its attributes.
@@ -41,37 +91,67 @@ impl CcsFs {
         if name == "." || name == ".." {
             return Err(Errno::EINVAL);
         }
+        let topo = self.topo();
         let (fd, tree, role) = match parent.role {
-            Role::MountRoot => match self.profile_index(name) {
-                Some(i) => {
-                    let p = &self.profiles[i];
-                    (
-                        open_routed_dir(&p.routes.instance)?,
-                        p.instance_tree,
-                        Role::ProfileRoot(i),
-                    )
+            Role::MountRoot => {
+                let found = topo.view_named(name).or_else(|| {
+                    // An account CCS has just made: look at config.yaml now, not in 250 ms.
+                    (self.live.check() && !self.is_lock_dir_name(name))
+                        .then(|| self.topo().view_named(name))
+                        .flatten()
+                });
+                match found {
+                    Some(i) => {
+                        let topo = self.topo();
+                        let p = &topo.views[i];
+                        (
+                            sys::open_dir_path(&p.routes.instance)?,
+                            p.instance_tree,
+                            Role::ProfileRoot(i),
+                        )
+                    }
+                    None if self.is_lock_dir_name(name) => {
+                        (open_child(parent, name)?, parent.tree, Role::Plain)
+                    }
+                    None => return Err(Errno::ENOENT),
                 }
-                None if self.is_lock_dir_name(name) => {
-                    (open_child(parent, name)?, parent.tree, Role::Plain)
-                }
-                None => return Err(Errno::ENOENT),
-            },
+            }
             Role::ProfileRoot(i) => {
-                let p = &self.profiles[i];
+                let p = &topo.views[i];
+                if !p.active {
+                    return Err(Errno::ENOENT);
+                }
                 match p
                     .routes
                     .routes
                     .iter()
                     .position(|r| OsStr::new(r.name) == name)
                 {
-                    Some(r) => (
-                        open_routed_dir(&p.routes.routes[r].target)?,
-                        p.route_trees[r],
-                        Role::Plain,
-                    ),
+                    Some(r) => {
+                        let route = &p.routes.routes[r];
+                        let fd = match route.kind {
+                            RouteKind::Group => open_routed_dir(&route.target)?,
+                            RouteKind::SharedDir => sys::open_dir_path(&route.target)?,
+                            RouteKind::SharedFile => sys::open_file_path(&route.target)?,
+                        };
+                        let role = if route.private.is_empty() {
+                            Role::Plain
+                        } else {
+                            Role::Routed(i, route.name)
+                        };
+                        (fd, p.route_trees[r], role)
+                    }
                     None => (open_child(parent, name)?, parent.tree, Role::Plain),
                 }
             }
+            Role::Routed(..) => match self.redirect(parent, name)? {
+                Some(r) => (
+                    sys::open_path_at(r.dir.as_fd(), &sys::cstr(&r.name)?)?,
+                    r.tree,
+                    Role::Plain,
+                ),
+                None => return self.lookup_plain(parent, name),
+            },
             Role::Plain => return self.lookup_plain(parent, name),
         };
         let link = match role {
@@ -143,14 +223,14 @@ impl CcsFs {
 
     /// `<profile>.lock` beside a known profile: Claude Code's proper-lockfile dir.
     pub(super) fn is_lock_dir_name(&self, name: &OsStr) -> bool {
-        lock_dir_profile(name).is_some_and(|p| self.profile_index(OsStr::new(p)).is_some())
+        lock_dir_profile(name).is_some_and(|p| self.topo().view_named(OsStr::new(p)).is_some())
     }
 
     /// Refuses changes to the names that ccsfs itself provides.
     pub(super) fn guard(&self, parent: &Inode, name: &OsStr, change: Change) -> Result<(), Errno> {
         match parent.role {
             Role::MountRoot => {
-                if self.profile_index(name).is_some() {
+                if self.topo().view_named(name).is_some() {
                     return Err(match change {
                         Change::Create | Change::Mkdir => Errno::EEXIST,
                         _ => Errno::EBUSY,
@@ -161,13 +241,25 @@ impl CcsFs {
                     _ => Err(Errno::EPERM),
                 }
             }
-            Role::ProfileRoot(i) if self.profiles[i].routes.route(name).is_some() => {
-                Err(match change {
+            Role::ProfileRoot(i) => match self.topo().views[i].routes.route(name) {
+                Some(r) if r.kind == RouteKind::SharedFile => Err(match change {
+                    // A shared file is replaced by a rename onto it (see `rename_entry`),
+                    // never removed or moved away through one profile.
+                    Change::Create | Change::Mkdir => Errno::EEXIST,
+                    Change::Unlink | Change::Rmdir | Change::Rename => Errno::EPERM,
+                }),
+                Some(_) => Err(match change {
                     Change::Create | Change::Mkdir => Errno::EEXIST,
                     Change::Unlink => Errno::EISDIR,
                     Change::Rmdir | Change::Rename => Errno::EBUSY,
-                })
-            }
+                }),
+                None => Ok(()),
+            },
+            // Private names of a routed dir: only plain files, through the redirect.
+            Role::Routed(i, route) => match self.topo().views[i].routes.route(OsStr::new(route)) {
+                Some(r) if r.is_private(name) && change != Change::Unlink => Err(Errno::EPERM),
+                _ => Ok(()),
+            },
             _ => Ok(()),
         }
     }
@@ -177,7 +269,8 @@ fn open_child(parent: &Inode, name: &OsStr) -> Result<OwnedFd, Errno> {
     sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)
 }
 
-/// Opens a routed or instance dir, creating it (0700) when it does not exist yet.
+/// Opens a group-store dir (or the instance's own dir of a routed name), creating it (0700)
+/// when it does not exist yet.
 fn open_routed_dir(path: &std::path::Path) -> Result<OwnedFd, Errno> {
     match sys::open_dir_path(path) {
         Err(e) if e == Errno::ENOENT => {

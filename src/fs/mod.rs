@@ -8,9 +8,11 @@ mod entries;
 mod files;
 mod handles;
 mod inodes;
+mod live;
 mod lookup;
 mod passthrough;
 pub(crate) mod sys;
+mod topology;
 mod transcripts;
 mod xattrs;
 
@@ -32,49 +34,38 @@ use fuser::{
 use crate::config::Profile;
 use crate::layout::Layout;
 use crate::locks::{LockConfig, LockManager};
-use crate::routes::ProfileRoutes;
 
 pub use attr::TTL;
 use coherence::Coherence;
 use dirs::DirHandles;
 use handles::Handles;
-use inodes::{Inode, InodeTable, Key, NewNode, Role, TreeId};
+use inodes::{Inode, InodeTable, Key, NewNode, Role};
+pub use live::{Live, POLL as CONFIG_POLL};
 use passthrough::Passthrough;
 use sys::SysResult;
-use transcripts::StoreTree;
-
-/// One profile as the filesystem serves it: its routes and the backing trees they land in.
-pub struct ProfileView {
-    pub routes: ProfileRoutes,
-    pub instance_tree: TreeId,
-    /// Tree of each entry of `routes.routes`, in the same order.
-    pub route_trees: Vec<TreeId>,
-}
+use topology::Topology;
 
 /// The routed filesystem.
 pub struct CcsFs {
-    profiles: Vec<ProfileView>,
-    inodes: InodeTable,
+    /// The profiles and routes served now; replaced when `config.yaml` changes.
+    live: Arc<Live>,
+    inodes: Arc<InodeTable>,
     dirs: DirHandles,
     files: Handles,
     /// The daemon runs as root: create files with the caller's fs credentials.
     as_root: bool,
-    /// Each backing tree's real root path and its depth below a profile root.
-    tree_roots: Vec<(PathBuf, usize)>,
     /// Absolute symlink targets under these would bypass the routing.
     forbidden_symlink_roots: Vec<PathBuf>,
     /// The mount point, absolute: symlinks into the profile's own part of it are fine.
     mount_abs: PathBuf,
-    /// Per backing tree: the group store it belongs to (None for instances).
-    tree_groups: Vec<Option<StoreTree>>,
     locks: Arc<LockManager>,
     passthrough: Arc<Passthrough>,
-    /// Thread → process, for the single-writer check on every write-open.
+    /// Thread -> process, for the single-writer check on every write-open.
     threads: crate::procs::ThreadIds,
-    coherence: Coherence,
+    coherence: Arc<Coherence>,
 }
 
-fn mkdir_private(path: &Path) -> io::Result<()> {
+pub(crate) fn mkdir_private(path: &Path) -> io::Result<()> {
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
@@ -90,61 +81,8 @@ impl CcsFs {
         locks: LockConfig,
         fd_budget: Option<usize>,
     ) -> io::Result<CcsFs> {
+        let topo = Topology::build(layout, profiles, None)?;
         let instances = layout.instances_dir();
-        mkdir_private(&instances)?;
-        let mut trees: Vec<(PathBuf, usize)> = vec![(instances.canonicalize()?, 0)];
-        let mut tree_of = |p: &Path, depth: usize| -> io::Result<TreeId> {
-            mkdir_private(p)?;
-            let real = p.canonicalize()?;
-            Ok(match trees.iter().position(|(t, _)| *t == real) {
-                Some(i) => i as TreeId,
-                None => {
-                    trees.push((real, depth));
-                    (trees.len() - 1) as TreeId
-                }
-            })
-        };
-        let mut views = Vec::new();
-        for p in profiles {
-            let routes = ProfileRoutes::new(layout, p);
-            let instance_tree = tree_of(&routes.instance, 0)?;
-            let route_trees = routes
-                .routes
-                .iter()
-                .map(|r| tree_of(&r.target, 1))
-                .collect::<io::Result<_>>()?;
-            views.push(ProfileView {
-                routes,
-                instance_tree,
-                route_trees,
-            });
-        }
-        let mut tree_views = vec![Vec::new(); trees.len()];
-        tree_views[0].push(0);
-        let mut tree_groups: Vec<Option<StoreTree>> = (0..trees.len()).map(|_| None).collect();
-        for (v, p) in views.iter().zip(profiles) {
-            let Some(group) = p.group.as_deref() else {
-                continue;
-            };
-            let group_dir = layout.group_dir(group);
-            let group_dir = group_dir.canonicalize().unwrap_or(group_dir);
-            for (r, &t) in v.routes.routes.iter().zip(&v.route_trees) {
-                let target = r.target.canonicalize().unwrap_or_else(|_| r.target.clone());
-                let prefix = target
-                    .strip_prefix(&group_dir)
-                    .map(Path::to_path_buf)
-                    .unwrap_or_else(|_| r.name.into());
-                tree_groups[t as usize] = Some(StoreTree {
-                    group_dir: group_dir.clone(),
-                    prefix,
-                });
-            }
-        }
-        for (i, v) in views.iter().enumerate() {
-            for &t in std::iter::once(&v.instance_tree).chain(&v.route_trees) {
-                tree_views[t as usize].push(i as u32 + 1);
-            }
-        }
         let root_fd = sys::open_dir_path(&instances).map_err(io_err)?;
         let st = sys::fstat(std::os::fd::AsFd::as_fd(&root_fd)).map_err(io_err)?;
         let home_dev =
@@ -162,22 +100,43 @@ impl CcsFs {
             link: None,
         };
         let mount_abs = crate::mount::absolute_mount_point(mount_point);
+        let inodes = Arc::new(InodeTable::new(
+            root,
+            home_dev,
+            fd_budget.unwrap_or_else(default_fd_budget),
+        ));
+        let coherence = Arc::new(Coherence::new());
+        let live = Arc::new(Live::new(
+            layout.clone(),
+            profiles.to_vec(),
+            topo,
+            inodes.clone(),
+            coherence.clone(),
+        ));
         Ok(CcsFs {
-            profiles: views,
-            inodes: InodeTable::new(root, home_dev, fd_budget.unwrap_or_else(default_fd_budget)),
+            live,
+            inodes,
             dirs: DirHandles::default(),
             files: Handles::default(),
             // SAFETY: geteuid has no preconditions.
             as_root: unsafe { libc::geteuid() } == 0,
-            tree_roots: trees,
             forbidden_symlink_roots: vec![instances, mount_abs.clone()],
             mount_abs,
-            tree_groups,
             locks: LockManager::start(locks),
             passthrough: Arc::default(),
             threads: Default::default(),
-            coherence: Coherence::new(tree_views),
+            coherence,
         })
+    }
+
+    /// The live config: the watcher thread calls `check` on it.
+    pub fn live(&self) -> Arc<Live> {
+        self.live.clone()
+    }
+
+    /// The topology for one operation.
+    fn topo(&self) -> arc_swap::Guard<Arc<Topology>> {
+        self.live.get()
     }
 
     /// Whether kernel passthrough is on (known once the kernel has answered INIT).
@@ -192,20 +151,64 @@ impl CcsFs {
 
     /// A file changed through `inode`: tell the other profiles that see it.
     fn touched(&self, inode: &Inode, data: bool) {
-        self.coherence
-            .changed(&self.inodes, inode.tree, inode.key, data);
+        self.coherence.changed(
+            &self.inodes,
+            &self.topo().tree_views,
+            inode.tree,
+            inode.key,
+            data,
+        );
     }
 
     /// A name in `parent` changed: tell the other profiles that see the directory.
     fn touched_entry(&self, parent: &Inode, name: &OsStr) {
-        self.coherence
-            .entry_changed(&self.inodes, parent.tree, parent.key, name);
+        self.coherence.entry_changed(
+            &self.inodes,
+            &self.topo().tree_views,
+            parent.tree,
+            parent.key,
+            name,
+        );
+    }
+
+    /// A shared file (settings.json) was replaced at `name` under `root` (a profile root):
+    /// every other profile that routes that name drops its cached entry, so that it looks
+    /// the new file up.
+    fn shared_file_replaced(&self, root: &Inode, name: &OsStr) {
+        let topo = self.topo();
+        let Role::ProfileRoot(me) = root.role else {
+            return;
+        };
+        let Some(target) = topo.views[me].routes.route(name).map(|r| r.target.clone()) else {
+            return;
+        };
+        let mut entries = Vec::new();
+        for (i, v) in topo.active() {
+            if i == me || v.routes.route(name).map(|r| &r.target) != Some(&target) {
+                continue;
+            }
+            let Ok(m) = std::fs::metadata(&v.routes.instance) else {
+                continue;
+            };
+            let key = Key {
+                view: i as u32 + 1,
+                dev: std::os::unix::fs::MetadataExt::dev(&m),
+                ino: std::os::unix::fs::MetadataExt::ino(&m),
+            };
+            if let Some(id) = self.inodes.find(key) {
+                entries.push((id, name.to_os_string()));
+            }
+        }
+        self.coherence.forget_entries(entries);
     }
 
     /// The key of the file at `parent/name` in a shared tree (before it is unlinked or
     /// replaced, so that its other views can be told afterwards).
     fn shared_child(&self, parent: &Inode, name: &OsStr) -> Option<Key> {
-        if !self.coherence.is_shared(parent.tree) {
+        if !self
+            .coherence
+            .is_shared(&self.topo().tree_views, parent.tree)
+        {
             return None;
         }
         let st = sys::cstr(name)
@@ -221,8 +224,13 @@ impl CcsFs {
     /// Tells the other views that the file found by `shared_child` changed.
     fn touched_key(&self, parent: &Inode, key: Option<Key>) {
         if let Some(key) = key {
-            self.coherence
-                .changed(&self.inodes, parent.tree, key, false);
+            self.coherence.changed(
+                &self.inodes,
+                &self.topo().tree_views,
+                parent.tree,
+                key,
+                false,
+            );
         }
     }
 

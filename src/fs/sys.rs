@@ -62,6 +62,14 @@ pub fn open_dir_path(path: &Path) -> SysResult<OwnedFd> {
     })
 }
 
+/// An O_PATH handle on a configured file (a shared resource such as `settings.json`), symlinks
+/// followed as for `open_dir_path`.
+pub fn open_file_path(path: &Path) -> SysResult<OwnedFd> {
+    let c = cstr(path.as_os_str())?;
+    // SAFETY: NUL-terminated path.
+    check_fd(unsafe { libc::open(c.as_ptr(), libc::O_PATH | libc::O_CLOEXEC) })
+}
+
 /// Opens the file behind an O_PATH fd with real access flags.
 pub fn reopen(fd: BorrowedFd, flags: libc::c_int) -> SysResult<OwnedFd> {
     let p = proc_path(fd.as_raw_fd());

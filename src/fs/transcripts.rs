@@ -17,6 +17,7 @@ use crate::procs;
 
 /// A group-store tree: its group dir and where the tree sits in it (`projects`,
 /// `continuity/todos`, …), so that lock names are the same for every profile and daemon.
+#[derive(Clone, Debug)]
 pub struct StoreTree {
     pub group_dir: PathBuf,
     pub prefix: PathBuf,
@@ -24,7 +25,7 @@ pub struct StoreTree {
 
 /// A transcript about to be written or changed, resolved once per operation.
 pub(super) struct Transcript {
-    group: usize,
+    group_dir: PathBuf,
     path: String,
     dev: u64,
     ino: u64,
@@ -46,29 +47,33 @@ fn age(st: &libc::stat) -> Duration {
 }
 
 impl CcsFs {
+    /// Whether `tree` is part of a group store (its `*.jsonl` are single-writer).
+    pub(super) fn in_store(&self, tree: u32) -> bool {
+        self.topo()
+            .trees
+            .get(tree as usize)
+            .is_some_and(|t| t.group.is_some())
+    }
+
     /// The transcript behind `fd` (a file in tree `tree` named `name`), if it is one.
     fn transcript(&self, tree: u32, fd: BorrowedFd, name: Option<&OsStr>) -> Option<Transcript> {
-        let store = self.tree_groups.get(tree as usize)?.as_ref()?;
+        let topo = self.topo();
+        let t = topo.trees.get(tree as usize)?;
+        let store = t.group.as_ref()?;
         let here = sys::fd_path(fd).ok()?;
         if !is_transcript_name(name.unwrap_or(here.as_os_str())) {
             return None;
         }
         let below = match name {
-            Some(n) => here
-                .strip_prefix(&self.tree_roots[tree as usize].0)
-                .ok()?
-                .join(n),
-            None => here
-                .strip_prefix(&self.tree_roots[tree as usize].0)
-                .ok()?
-                .to_path_buf(),
+            Some(n) => here.strip_prefix(&t.root).ok()?.join(n),
+            None => here.strip_prefix(&t.root).ok()?.to_path_buf(),
         };
         let st = match name {
             Some(n) => sys::fstatat(fd, &sys::cstr(n).ok()?).ok()?,
             None => sys::fstat(fd).ok()?,
         };
         Some(Transcript {
-            group: tree as usize,
+            group_dir: store.group_dir.clone(),
             path: store.prefix.join(below).to_string_lossy().into_owned(),
             dev: st.st_dev,
             ino: st.st_ino,
@@ -76,24 +81,13 @@ impl CcsFs {
         })
     }
 
-    fn target<'a>(&'a self, t: &Transcript) -> Target<'a> {
-        let group_dir = &self.tree_groups[t.group]
-            .as_ref()
-            .expect("a store tree")
-            .group_dir;
+    fn target<'a>(&self, t: &'a Transcript) -> Target<'a> {
         Target {
             dev: t.dev,
             ino: t.ino,
-            group_dir,
+            group_dir: &t.group_dir,
             path: t.path.clone(),
             since_write: t.since_write,
-        }
-    }
-
-    fn profile_name(&self, view: u32) -> &str {
-        match view {
-            0 => "",
-            v => &self.profiles[v as usize - 1].routes.profile.name,
         }
     }
 
@@ -107,9 +101,10 @@ impl CcsFs {
         repair_fd: Option<BorrowedFd>,
     ) -> SysResult<()> {
         let proc = proc.ok_or(Errno::EBUSY)?;
+        let topo = self.topo();
         let who = Requester {
             proc,
-            profile: self.profile_name(view),
+            profile: topo.profile_name(view),
         };
         match self.locks.acquire(&self.target(t), &who) {
             Ok(Grant::Owner) => Ok(()),
@@ -137,7 +132,7 @@ impl CcsFs {
         inode: &Inode,
         flags: i32,
     ) -> SysResult<Option<(u64, u64)>> {
-        if !writes(flags) || self.tree_groups[inode.tree as usize].is_none() {
+        if !writes(flags) || !self.in_store(inode.tree) {
             return Ok(None);
         }
         // The hot path, a transcript append by its owner: memory and one fstat, without
@@ -217,9 +212,10 @@ impl CcsFs {
             pid: req.pid(),
             start: 0,
         });
+        let topo = self.topo();
         let who = Requester {
             proc,
-            profile: self.profile_name(view),
+            profile: topo.profile_name(view),
         };
         self.locks
             .check_change(&self.target(t), &who)

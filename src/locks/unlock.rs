@@ -112,7 +112,7 @@ pub fn resolve(
             .iter()
             .find(|p| p.name == profile)
             .ok_or_else(|| format!("{shown}: no profile `{profile}` in this mount"))?;
-        let routes = ProfileRoutes::new(layout, p);
+        let routes = ProfileRoutes::new(layout, p, &[]);
         let below: PathBuf = parts.collect();
         let route = below
             .components()
@@ -189,6 +189,7 @@ mod tests {
             context: ContextMode::Shared,
             group: Some("team".into()),
             continuity: ContinuityMode::Deeper,
+            shared_resources: crate::config::SharedResources::Shared,
         };
         (layout, vec![p, Profile::isolated("solo")])
     }
