@@ -16,6 +16,14 @@
 #      what the CLI showed the user is printed
 #   7. a fresh interactive session (tmux) writes its transcript into the group store
 #   8. unmount + mount: the session is still there and resumes
+#   9. with CCS (the real `ccs`): with the mount down, `ccs work -p` through `ccsfs shim`
+#      (CCS_CLAUDE_PATH=$(ccsfs shim), CCSFS_CLAUDE=<real claude>) mounts it and starts a
+#      session in the group store; `ccs personal --resume <id> -p` continues it and the mock
+#      sees the whole history; while an interactive work session holds it, `ccs personal
+#      --resume` cannot append (the lock applies to `ccs` launches too, refusal logged)
+#  10. `/model haiku` in an interactive claude in work saves settings.json (Claude's temp file
+#      + rename) into CCS's shared copy: personal reads it, and a personal `-p` run then asks
+#      the mock for that model; each instance keeps CCS's settings.json link
 #   6. (checked last, after every client run and the remount) .claude.json, sessions/ and
 #      .credentials.json stay in their own instance; the fake credentials put into each
 #      instance before the start are byte-for-byte unchanged and still 0600
@@ -24,19 +32,22 @@
 # failure of step 0).
 #
 # Needs: python3, tmux (installed with apt-get when missing and running as root), FUSE 3
-# (fusermount3 for an ordinary user), npm unless a claude binary is given.
+# (fusermount3 for an ordinary user), node, npm unless the claude and ccs binaries are given.
 #
 # Environment (all optional):
 #   CCSFS             ccsfs binary to test; default: `cargo build --release` in this repo
 #   CLAUDE_BIN        claude binary; else `claude` on PATH; else the npm cache dir below,
 #                     where `npm install --prefix DIR @anthropic-ai/claude-code` runs when
 #                     DIR/node_modules/.bin/claude is missing (~8 s)
+#   CCS_BIN           ccs binary (CCS, npm @kaitranntt/ccs); found and installed the same way
 #   CCSFS_E2E_CACHE   that cache dir; default ${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e
 #                     (npm's own download cache goes to DIR/npm-cache)
 #   CCSFS_E2E_KEEP=1  keep the temp dir (CCS dir, logs, mock log) for inspection
 #
 # Writes nothing outside a temp dir under ${TMPDIR:-/tmp} except the npm cache dir: the
-# claude processes get HOME, TMPDIR and XDG dirs inside the temp dir, tmux its own socket.
+# claude and ccs processes get HOME, TMPDIR and XDG dirs inside the temp dir (so CCS's
+# ~/.claude is the temp one), tmux its own socket. The mount point is <ccs dir>/mnt, where
+# the shim mounts it.
 # Everything (tmux sessions, mock, mount, temp dir) is cleaned up on exit, also on failure.
 
 # The checks are single-quoted strings that `eval` expands when they run:
@@ -90,37 +101,46 @@ fi
 [ -x "$ccsfs" ] || setup_fail "no ccsfs binary at $ccsfs"
 
 cache_dir=${CCSFS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e}
-if [ -n "${CLAUDE_BIN:-}" ]; then
-  claude=$CLAUDE_BIN
-elif command -v claude >/dev/null; then
-  claude=$(command -v claude)
-else
-  claude=$cache_dir/node_modules/.bin/claude
-  if [ ! -x "$claude" ]; then
-    command -v npm >/dev/null || setup_fail "no claude binary and no npm to install it"
-    say "installing @anthropic-ai/claude-code into $cache_dir"
-    mkdir -p "$cache_dir" || setup_fail "cannot create $cache_dir"
-    npm_config_cache="$cache_dir/npm-cache" npm_config_update_notifier=false \
-      npm install --prefix "$cache_dir" --no-audit --no-fund --loglevel=error \
-      @anthropic-ai/claude-code >"$cache_dir/npm-install.log" 2>&1 ||
-      setup_fail "npm install failed, see $cache_dir/npm-install.log"
-  fi
-fi
+# npm_client VAR NAME PACKAGE: sets `client` to $VAR, else NAME on PATH, else the cache's
+# (npm-installed there when missing).
+npm_client() {
+  client=${!1:-}
+  [ -n "$client" ] && return
+  client=$(command -v "$2") && return
+  client=$cache_dir/node_modules/.bin/$2
+  [ -x "$client" ] && return
+  command -v npm >/dev/null || setup_fail "no $2 binary and no npm to install it"
+  say "installing $3 into $cache_dir"
+  mkdir -p "$cache_dir" || setup_fail "cannot create $cache_dir"
+  npm_config_cache="$cache_dir/npm-cache" npm_config_update_notifier=false \
+    npm install --prefix "$cache_dir" --prefer-offline --no-audit --no-fund --loglevel=error \
+    "$3" >"$cache_dir/npm-install.log" 2>&1 ||
+    setup_fail "npm install $3 failed, see $cache_dir/npm-install.log"
+}
+npm_client CLAUDE_BIN claude @anthropic-ai/claude-code
+claude=$client
+npm_client CCS_BIN ccs @kaitranntt/ccs
+ccs_bin=$client
+command -v node >/dev/null || setup_fail "node is required by ccs (apt-get install nodejs)"
+[ -x "$ccs_bin" ] || setup_fail "ccs binary $ccs_bin is not executable"
 [ -x "$claude" ] || setup_fail "claude binary $claude is not executable"
 say "ccsfs:  $ccsfs"
 say "claude: $claude ($("$claude" --version 2>/dev/null </dev/null | head -1))"
+say "ccs:    $ccs_bin ($(node -p "require('$(dirname "$(readlink -f "$ccs_bin")")/../package.json').version" 2>/dev/null))"
 say "user:   $(id -un) (uid $(id -u))"
 
 # ---------------------------------------------------------------- temp world -------------
 
 T=$(mktemp -d "${TMPDIR:-/tmp}/ccsfs-e2e.XXXXXX") || setup_fail "mktemp failed"
 T=$(cd "$T" && pwd -P)
-ccs=$T/ccs mnt=$T/mnt proj=$T/proj home=$T/home sock=$T/tmux.sock
+ccs=$T/ccs mnt=$T/ccs/mnt proj=$T/proj home=$T/home sock=$T/tmux.sock
 mkdir -p "$mnt" "$proj" "$home" "$T/orig" "$T/tmp"
 log=$ccs/logs/ccsfs.log
 mock_pid=
 
 tm() { env -u TMUX tmux -f /dev/null -S "$sock" "$@"; }
+# in_backing ARGS...: find(1) in the CCS dir's backing files, not through the mount inside it.
+in_backing() { find "$ccs" -path "$mnt" -prune -o "$@" -print 2>/dev/null; }
 is_mounted() { awk -v m="$mnt" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
 cleanup() {
   [ -S "$sock" ] && tm kill-server >/dev/null 2>&1
@@ -317,7 +337,7 @@ check 1 "claude -p in work exits 0 and answers (\"$res\")" \
   eval '[ "$rc" = 0 ] && [ -n "$id" ] && [ "$res" = "mock reply: user turns=1" ]'
 tr=$store/projects/$enc/$id.jsonl
 check 1 "its transcript is in the group store: shared/context-groups/$group/projects/$enc/$id.jsonl" \
-  "not there; found: $(find "$ccs" -name "$id.jsonl" 2>/dev/null | tr '\n' ' ')" in_store "$id"
+  "not there; found: $(in_backing -name "$id.jsonl" | tr '\n' ' ')" in_store "$id"
 check 1 "and not in the work instance" "found $(find "$ccs/instances/work" -name "$id.jsonl")" \
   not_in_instance work "$id.jsonl"
 check 1 "the transcript is valid JSONL with the prompt" "$(jsonl_valid "$tr" 2>&1)" \
@@ -369,7 +389,7 @@ say "step 5: an interactive work session holds $id; two more clients try to appe
 sessions_seen=()
 note_session_file() { # note_session_file PROFILE PID
   local found
-  found=$(find "$ccs" -path "*/sessions/$2.json" 2>/dev/null | sed "s|^$ccs/||" | tr '\n' ' ')
+  found=$(in_backing -path "*/sessions/$2.json" | sed "s|^$ccs/||" | tr '\n' ' ')
   sessions_seen+=("$1 pid $2: ${found:-no sessions/$2.json anywhere}")
   [ "$found" = "instances/$1/sessions/$2.json " ]
 }
@@ -450,7 +470,7 @@ note_session_file personal "${fresh_pid:-none}" || sessions_ok=0
 ftr=$store/projects/$enc/${fresh_id:-none}.jsonl
 wait_for "$w" grep -qF "interactive prompt $nonce" "$ftr"
 check 7 "its transcript ${fresh_id:-?}.jsonl is in the group store with the prompt" \
-  "found in: $(grep -rlF "interactive prompt $nonce" "$ccs" 2>/dev/null | tr '\n' ' ')" \
+  "found in: $(in_backing -type f | xargs -r grep -lF "interactive prompt $nonce" | tr '\n' ' ')" \
   grep -qF "interactive prompt $nonce" "$ftr"
 # The prompt also goes to the private prompt history (history.jsonl), which is fine.
 prompt_in_instances() { grep -rlF "interactive prompt $nonce" "$ccs/instances" | grep -v "^$ccs/instances/personal/history.jsonl\$"; }
@@ -488,6 +508,134 @@ check 8 "personal --resume $id -p continues it, more than 5 user turns now (\"$r
 check 8 "the turn is saved (transcript was $before, now $(size_of "$tr")), valid JSONL" \
   "$(jsonl_valid "$tr" 2>&1)" \
   eval 'jsonl_valid "$tr" && grep -qF "after remount $nonce" "$tr"'
+
+# ---------------------------------------------------------------- 9 ----------------------
+say "step 9: with CCS: ccs work through the shim (mounting), ccs personal resumes, the lock holds"
+# CCS runs claude with ANTHROPIC_* removed from the environment, so the route to the mock is
+# in CCS's shared settings (~/.claude/settings.json, linked into each instance by ccs).
+mkdir -p "$home/.claude"
+printf '{"env": {"ANTHROPIC_BASE_URL": "http://127.0.0.1:%s", "ANTHROPIC_API_KEY": "%s"}}\n' \
+  "$port" "$key" >"$home/.claude/settings.json"
+shim=$("$ccsfs" --ccs-dir "$ccs" shim 2>"$T/shim.err")
+check 9 "ccsfs shim prints an executable ($shim)" "exit $?, stderr: $(cat "$T/shim.err")" \
+  eval '[ -n "$shim" ] && [ -x "$shim" ]'
+# run_ccs PROFILE ARGS...: `ccs PROFILE ARGS...` in the project dir, claude through the shim.
+run_ccs() {
+  local p=$1
+  shift
+  out=$(cd "$proj" && timeout 120 "${client_env[@]}" CCS_DIR="$ccs" CCS_CLAUDE_PATH="$shim" \
+    CCSFS_CLAUDE="$claude" "$ccs_bin" "$p" "$@" </dev/null 2>"$T/stderr")
+  rc=$?
+  err=$(cat "$T/stderr")
+}
+# mock_saw TEXT...: the last request to the mock that carried the first TEXT had every TEXT
+# among its user turns, in order.
+mock_saw() {
+  python3 - "$T/mock.log" "$@" <<'EOF'
+import json, sys
+want = sys.argv[2:]
+last = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("path", "").endswith("/v1/messages") and any(want[0] in t for t in r.get("user_texts", [])):
+        last = r["user_texts"]
+if last is None:
+    sys.exit("no request with %r" % want[0])
+i = 0
+for t in last:
+    if i < len(want) and want[i] in t:
+        i += 1
+sys.exit(0 if i == len(want) else "the request had only %r" % last)
+EOF
+}
+"$ccsfs" --ccs-dir "$ccs" unmount "$mnt" >/dev/null 2>&1
+check 9 "the mount is down before ccs runs" "still mounted" eval '! is_mounted'
+run_ccs work -p "ccs prompt one $nonce" --output-format json
+cid=$(jfield session_id)
+res=$(jfield result)
+check 9 "ccs work -p through the shim exits 0 and answers (\"$res\")" \
+  "exit $rc, result '$res', stdout: $out, stderr: $err" \
+  eval '[ "$rc" = 0 ] && [ -n "$cid" ] && [ "$res" = "mock reply: user turns=1" ]'
+check 9 "the shim mounted $mnt" "not mounted; stderr: $err" is_mounted
+ctr=$store/projects/$enc/${cid:-none}.jsonl
+check 9 "the session is in the group store: projects/$enc/${cid:-?}.jsonl" \
+  "found: $(in_backing -name "${cid:-none}.jsonl" | tr '\n' ' ')" \
+  eval 'in_store "${cid:-none}" && grep -qF "ccs prompt one $nonce" "$ctr"'
+run_ccs personal --resume "${cid:-none}" -p "ccs prompt two $nonce" --output-format json
+res=$(jfield result)
+check 9 "ccs personal --resume <id> -p continues it (\"$res\", same session id)" \
+  "exit $rc, session $(jfield session_id), result '$res', stderr: $err" \
+  eval '[ "$rc" = 0 ] && [ "$(jfield session_id)" = "$cid" ] && [ "$res" = "mock reply: user turns=2" ]'
+check 9 "the mock got the whole history from personal (work's prompt, then personal's)" \
+  "$(mock_saw "ccs prompt two $nonce" "ccs prompt one $nonce" "ccs prompt two $nonce" 2>&1)" \
+  mock_saw "ccs prompt two $nonce" "ccs prompt one $nonce" "ccs prompt two $nonce"
+# The lock applies to `ccs` launches: an interactive work client holds the session.
+start_tui cholder work --resume "${cid:-none}"
+w=20
+wait_for 30 screen_has cholder "for shortcuts" || {
+  bad 9 "the interactive claude --resume starts" "no prompt after 30 s; screen: $(screen cholder | grep -v '^\s*$' | tail -5 | tr '\n' '~')"
+  w=1
+}
+tm send-keys -t cholder "ccs holder prompt $nonce" Enter
+saved_c() { grep -qF "ccs holder prompt $nonce" "$ctr" && grep -qF "mock reply: user turns=3" "$ctr"; }
+wait_for "$w" saved_c
+check 9 "the interactive work client saved its turn (user turns=3)" "transcript: $(size_of "$ctr")" saved_c
+read -r cholder_pid _ <<<"$(session_pid work "${cid:-none}")"
+sleep 1
+cheld=$(size_of "$ctr")
+log_lines_before=$(wc -l <"$log" 2>/dev/null || echo 0)
+run_ccs personal --resume "${cid:-none}" -p "ccs intruder $nonce"
+show_cli
+check 9 "ccs personal --resume could not append while work holds it (still $cheld)" \
+  "transcript now $(size_of "$ctr")" \
+  eval '[ "$(size_of "$ctr")" = "$cheld" ] && ! grep -qF "ccs intruder $nonce" "$ctr"'
+crefused=$(tail -n +"$((log_lines_before + 1))" "$log" 2>/dev/null |
+  grep -F "refused write to projects/$enc/$cid.jsonl by pid" | grep -F "(personal): held by pid ${cholder_pid:-?} (work)")
+check 9 "ccsfs logged the refusal of the ccs-launched claude" \
+  "no 'refused write … (personal): held by pid ${cholder_pid:-?} (work)' line in $log" test -n "$crefused"
+stop_tui cholder
+check 9 "the transcript is valid JSONL without the intruder" "$(jsonl_valid "$ctr" 2>&1)" \
+  eval 'jsonl_valid "$ctr" && ! grep -qF "ccs intruder" "$ctr"'
+
+# ---------------------------------------------------------------- 10 ---------------------
+say "step 10: claude saves settings.json through work (/model haiku); personal reads it"
+settings_model() { python3 -c 'import json, sys; print(json.load(open(sys.argv[1])).get("model"))' "$1" 2>&1; }
+start_tui setter work
+w=20
+wait_for 30 screen_has setter "for shortcuts" || {
+  bad 10 "the interactive claude starts" "no prompt after 30 s; screen: $(screen setter | grep -v '^\s*$' | tail -5 | tr '\n' '~')"
+  w=1
+}
+tm send-keys -t setter "/model haiku"
+sleep 1 # let the command menu settle before Enter
+tm send-keys -t setter Enter
+wait_for "$w" eval '[ "$(settings_model "$mnt/work/settings.json")" = haiku ]'
+check 10 "/model haiku saved settings.json through work" \
+  "settings.json: $(cat "$mnt/work/settings.json" 2>&1 | tr '\n' ' '); screen: $(screen setter | grep -v '^\s*$' | tail -4 | tr '\n' '~')" \
+  eval '[ "$(settings_model "$mnt/work/settings.json")" = haiku ]'
+stop_tui setter
+check 10 "personal reads the new settings.json (model haiku, the mock route kept)" \
+  "personal's settings.json: $(cat "$mnt/personal/settings.json" 2>&1 | tr '\n' ' ')" \
+  eval '[ "$(settings_model "$mnt/personal/settings.json")" = haiku ] && grep -qF "127.0.0.1:$port" "$mnt/personal/settings.json"'
+check 10 "it is CCS's shared copy (~/.claude/settings.json), and each instance keeps CCS's link" \
+  "shared: $(settings_model "$home/.claude/settings.json"); $(ls -l "$ccs/instances/work/settings.json" "$ccs/instances/personal/settings.json" 2>&1 | tr '\n' ' ')" \
+  eval '[ "$(settings_model "$home/.claude/settings.json")" = haiku ] &&
+    [ -L "$ccs/instances/work/settings.json" ] && [ -L "$ccs/instances/personal/settings.json" ]'
+run_p personal -p "which model $nonce" --output-format json
+model_of() { # the model of the last request to the mock that carried $1
+  python3 - "$T/mock.log" "$1" <<'EOF'
+import json, sys
+m = None
+for line in open(sys.argv[1]):
+    r = json.loads(line)
+    if r.get("path", "").endswith("/v1/messages") and any(sys.argv[2] in t for t in r.get("user_texts", [])):
+        m = r.get("model")
+print(m)
+EOF
+}
+pmodel=$(model_of "which model $nonce")
+check 10 "a personal -p run asks the mock for the haiku model ($pmodel)" \
+  "exit $rc, model $pmodel, stderr: $err" eval '[ "$rc" = 0 ] && printf "%s" "$pmodel" | grep -qi haiku'
 
 # ---------------------------------------------------------------- 6 ----------------------
 say "step 6: private files stayed private (checked last, after every client run and the remount)"

@@ -7,7 +7,8 @@ with text in the request. A resumed session therefore proves that its history ar
 A prompt containing "mock:todo" is answered first with a TodoWrite tool call (so that the
 client writes its todos/ dir), then, once the tool result comes back, with the text reply.
 count_tokens and every other endpoint answer with small JSON. Each request is appended as one
-JSON line to the log file given by --log (for the tests to inspect).
+JSON line to the log file given by --log (for the tests to inspect): its path, model, the number
+of user turns and their texts (each cut at 200 characters).
 
 Usage: mock-anthropic.py --port-file FILE [--log FILE]   (binds 127.0.0.1 on a free port)
 """
@@ -32,6 +33,20 @@ def user_turns(body):
             if not all(b.get("type") == "tool_result" for b in c if isinstance(b, dict)):
                 n += 1
     return n
+
+
+def user_texts(body):
+    """The text of each user turn, in order (what the tests grep for a whole history)."""
+    out = []
+    for m in body.get("messages", []):
+        if m.get("role") != "user":
+            continue
+        c = m.get("content")
+        if isinstance(c, str):
+            out.append(c[:200])
+        elif isinstance(c, list):
+            out += [b.get("text", "")[:200] for b in c if isinstance(b, dict) and b.get("type") == "text"]
+    return out
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -68,7 +83,8 @@ class Handler(BaseHTTPRequestHandler):
         if self.log_path:
             with LOCK, open(self.log_path, "a") as f:
                 f.write(json.dumps({"path": path, "user_turns": user_turns(body),
-                                    "model": body.get("model"), "stream": body.get("stream")}) + "\n")
+                                    "model": body.get("model"), "stream": body.get("stream"),
+                                    "user_texts": user_texts(body)}) + "\n")
         if path.endswith("/count_tokens"):
             return self.send_json({"input_tokens": 1})
         if not path.endswith("/v1/messages"):
