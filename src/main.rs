@@ -38,14 +38,14 @@ enum Cmd {
         #[arg(short = 'o', value_delimiter = ',', value_name = "OPTS")]
         options: Vec<String>,
         /// FUSE worker threads
-        #[arg(long, default_value_t = 4, hide = true)]
+        #[arg(long, default_value_t = mount::DEFAULT_THREADS, hide = true)]
         threads: usize,
         /// A transcript's writer loses it to the next writer after this many seconds with no
         /// open handle and no write (default: only when the writer exits)
         #[arg(long, value_name = "SECS")]
         lock_idle: Option<u64>,
         /// How long a lock file vouches for its owner without renewal (renewed every third)
-        #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+        #[arg(long, value_name = "SECS", default_value_t = LockConfig::default().lease.as_secs(), hide = true)]
         lock_lease: u64,
         /// Serve file data through the daemon even as root (no kernel passthrough)
         #[arg(long)]
