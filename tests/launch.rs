@@ -46,7 +46,7 @@ rec="$STANDIN_DIR/call.$$"
 if [ "$1" = --version ]; then echo "2.1.0 (Claude Code)"; exit 0; fi
 if [ -n "$CLAUDE_CONFIG_DIR" ]; then
   mkdir -p "$CLAUDE_CONFIG_DIR/projects/p" &&
-    printf '{"pid":%s}\n' "$$" >> "$CLAUDE_CONFIG_DIR/projects/p/s.jsonl" || exit 99
+    printf '{"pid":%s}\n' "$$" >> "$CLAUDE_CONFIG_DIR/projects/p/${STANDIN_SESSION:-s}.jsonl" || exit 99
 fi
 exit "${STANDIN_EXIT:-0}"
 "#;
@@ -380,8 +380,11 @@ fn launches_at_once_make_one_mount() {
         .iter()
         .enumerate()
         .map(|(i, p)| {
+            // One session each: two live writers of one shared transcript would rightly
+            // get EBUSY (the single-writer rule), which is not what this test is about.
             t.shim_command(&shim)
                 .env("CLAUDE_CONFIG_DIR", t.ccs.instance(p))
+                .env("STANDIN_SESSION", format!("s{i}"))
                 .arg(format!("launch-{i}"))
                 .stdout(Stdio::null())
                 .stderr(Stdio::piped())

@@ -104,24 +104,6 @@ pub fn pick_claude(
         })
 }
 
-/// CCS's instance dir name for an account: `[^a-zA-Z0-9_-]` → `-`, then lowercased
-/// (`sanitizeName` in CCS's instance-manager.js; JavaScript counts UTF-16 units, so a
-/// character outside the BMP becomes two dashes there and here).
-// TODO: switch to `layout::instance_dir_name` once it lands (same rule).
-pub fn instance_dir_name(account: &str) -> String {
-    let mut out = String::with_capacity(account.len());
-    for c in account.chars() {
-        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-            out.push(c.to_ascii_lowercase());
-        } else {
-            for _ in 0..c.len_utf16() {
-                out.push('-');
-            }
-        }
-    }
-    out
-}
-
 /// The profile `wanted` names, by account name (exactly) or by instance dir name, and that
 /// profile's instance dir name (the name it has in the mount).
 pub fn resolve_profile<'a>(
@@ -130,10 +112,15 @@ pub fn resolve_profile<'a>(
 ) -> Result<(&'a Profile, String), String> {
     let by = |f: &dyn Fn(&Profile) -> bool| profiles.iter().find(|p| f(p));
     let found = by(&|p| p.name == wanted)
-        .or_else(|| by(&|p| instance_dir_name(&p.name) == wanted))
-        .or_else(|| by(&|p| instance_dir_name(&p.name) == instance_dir_name(wanted)));
+        .or_else(|| by(&|p| crate::layout::instance_dir_name(&p.name) == wanted))
+        .or_else(|| {
+            by(&|p| {
+                crate::layout::instance_dir_name(&p.name)
+                    == crate::layout::instance_dir_name(wanted)
+            })
+        });
     match found {
-        Some(p) => Ok((p, instance_dir_name(&p.name))),
+        Some(p) => Ok((p, crate::layout::instance_dir_name(&p.name))),
         None => {
             let known: Vec<&str> = profiles.iter().map(|p| p.name.as_str()).collect();
             let known = if known.is_empty() {
@@ -326,16 +313,6 @@ mod tests {
         };
         let err = pick_claude(Some(&missing), &path, None).unwrap_err();
         assert!(err.contains("not an executable") && err.contains(CLAUDE_ENV));
-    }
-
-    #[test]
-    fn instance_dir_names_follow_ccs() {
-        assert_eq!(instance_dir_name("work"), "work");
-        assert_eq!(instance_dir_name("Delta"), "delta");
-        assert_eq!(instance_dir_name("My_Acct-2"), "my_acct-2");
-        assert_eq!(instance_dir_name("a b.c"), "a-b-c");
-        assert_eq!(instance_dir_name("É"), "-");
-        assert_eq!(instance_dir_name("x😀"), "x--");
     }
 
     #[test]
