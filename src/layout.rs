@@ -32,19 +32,22 @@ pub fn find_ccs_dir(
 }
 
 /// The instance dir CCS keeps for an account: the name with every character outside
-/// `[a-zA-Z0-9_-]` made `-`, lowercased (CCS's `InstanceManager.sanitizeName`). It is also the
-/// profile's name in the mount, so that an instance path maps to a mount path one to one.
+/// `[a-zA-Z0-9_-]` made `-`, lowercased (CCS's `InstanceManager.sanitizeName`; JavaScript
+/// counts UTF-16 units, so a character outside the BMP becomes two dashes there and here).
+/// It is also the profile's name in the mount, so that an instance path maps to a mount path
+/// one to one.
 pub fn instance_dir_name(account: &str) -> String {
-    account
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
+    let mut out = String::with_capacity(account.len());
+    for c in account.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            out.push(c.to_ascii_lowercase());
+        } else {
+            for _ in 0..c.len_utf16() {
+                out.push('-');
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 impl Layout {
@@ -164,6 +167,21 @@ mod tests {
         assert_eq!(
             l.group_continuity("team", "todos"),
             PathBuf::from("/h/.ccs/shared/context-groups/team/continuity/todos")
+        );
+    }
+
+    #[test]
+    fn instance_dir_names_follow_ccs() {
+        assert_eq!(instance_dir_name("work"), "work");
+        assert_eq!(instance_dir_name("Delta"), "delta");
+        assert_eq!(instance_dir_name("My_Acct-2"), "my_acct-2");
+        assert_eq!(instance_dir_name("a b.c"), "a-b-c");
+        assert_eq!(instance_dir_name("É"), "-");
+        assert_eq!(instance_dir_name("x😀"), "x--");
+        let l = Layout::new(PathBuf::from("/h/.ccs"));
+        assert_eq!(
+            l.instance("Delta"),
+            PathBuf::from("/h/.ccs/instances/delta")
         );
     }
 

@@ -4,6 +4,7 @@
 pub mod config;
 pub mod fs;
 pub mod fusermount;
+pub mod launch;
 pub mod layout;
 pub mod limits;
 pub mod locks;

@@ -1,5 +1,7 @@
 //! The `ccsfs` command line: parse, call into the library, print one-line errors.
 
+use std::ffi::OsString;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -7,6 +9,7 @@ use clap::error::ErrorKind;
 use clap::{Parser, Subcommand};
 
 use ccsfs::config;
+use ccsfs::launch;
 use ccsfs::layout::{Layout, find_ccs_dir};
 use ccsfs::locks::LockConfig;
 use ccsfs::mount::{self, MountOptions};
@@ -38,14 +41,14 @@ enum Cmd {
         #[arg(short = 'o', value_delimiter = ',', value_name = "OPTS")]
         options: Vec<String>,
         /// FUSE worker threads
-        #[arg(long, default_value_t = 4, hide = true)]
+        #[arg(long, default_value_t = mount::DEFAULT_THREADS, hide = true)]
         threads: usize,
         /// A transcript's writer loses it to the next writer after this many seconds with no
         /// open handle and no write (default: only when the writer exits)
         #[arg(long, value_name = "SECS")]
         lock_idle: Option<u64>,
         /// How long a lock file vouches for its owner without renewal (renewed every third)
-        #[arg(long, value_name = "SECS", default_value_t = 30, hide = true)]
+        #[arg(long, value_name = "SECS", default_value_t = LockConfig::default().lease.as_secs(), hide = true)]
         lock_lease: u64,
         /// Serve file data through the daemon even as root (no kernel passthrough)
         #[arg(long)]
@@ -83,6 +86,48 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ProfileCmd,
     },
+    /// Print the path of the claude shim for CCS: `export CCS_CLAUDE_PATH=$(ccsfs shim)`
+    #[command(
+        long_about = "Print the path of the claude shim, <ccs-dir>/ccsfs/bin/claude, \
+        creating it (or refreshing it when ccsfs has moved).\n\n\
+        With `export CCS_CLAUDE_PATH=$(ccsfs shim)`, `ccs <profile>` starts Claude Code through \
+        the mount: when claude is run with CLAUDE_CONFIG_DIR=<ccs-dir>/instances/<dir>, the shim \
+        mounts <ccs-dir>/mnt if nothing is mounted there and runs the real claude with \
+        CLAUDE_CONFIG_DIR=<ccs-dir>/mnt/<dir> and the same arguments. Any other CLAUDE_CONFIG_DIR \
+        (or none) passes through unchanged. If the mount cannot be made, claude is not run.\n\n\
+        The real claude is $CCSFS_CLAUDE if set, else the first `claude` on PATH that is not a \
+        ccsfs shim. The shim finds the CCS dir at run time as CCS does (CCS_DIR, CCS_HOME, HOME)."
+    )]
+    Shim,
+    /// Run a command with CLAUDE_CONFIG_DIR set to PROFILE's dir in the mount (mounts if needed)
+    Run {
+        /// Account name or instance dir name
+        profile: String,
+        /// The command and its arguments, passed on unchanged
+        #[arg(
+            required = true,
+            trailing_var_arg = true,
+            allow_hyphen_values = true,
+            value_name = "CMD"
+        )]
+        cmd: Vec<OsString>,
+    },
+    /// Print `export CLAUDE_CONFIG_DIR=<ccs-dir>/mnt/<dir>` for PROFILE (does not mount)
+    #[command(
+        long_about = "Print `export CLAUDE_CONFIG_DIR=<ccs-dir>/mnt/<dir>` for PROFILE, \
+        shell-quoted, for `eval \"$(ccsfs env work)\"`; --json prints \
+        {\"CLAUDE_CONFIG_DIR\": \"...\"} for an IDE's environment settings.\n\n\
+        It does not mount: the path is fixed, so it can go into settings once. A note on stderr \
+        says when the mount is not up; `ccsfs mount` mounts it, and the shim and `ccsfs run` \
+        mount it themselves."
+    )]
+    Env {
+        /// Account name or instance dir name
+        profile: String,
+        /// Print {"CLAUDE_CONFIG_DIR": "..."} instead of the export line
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -104,6 +149,14 @@ enum ProfileCmd {
 }
 
 fn main() -> ExitCode {
+    // The shim's entry, before clap: every argument after `shim-exec --` is claude's, untouched
+    // (`-h`, `--version`, `--`, empty strings, bytes that are not UTF-8).
+    let argv: Vec<OsString> = std::env::args_os().collect();
+    if argv.get(1).is_some_and(|a| a == "shim-exec") {
+        let Err(e) = launch::shim_exec(&argv[2..]);
+        eprintln!("ccsfs: {e}");
+        return ExitCode::FAILURE;
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e)
@@ -244,6 +297,20 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Profile { cmd } => profile(&layout, cmd),
+        Cmd::Shim => {
+            println!("{}", launch::install_shim(&layout)?.display());
+            Ok(())
+        }
+        Cmd::Run { profile, cmd } => match launch::run(&layout, &profile, &cmd)? {},
+        Cmd::Env { profile, json } => {
+            let text = launch::env_text(&layout, &profile, json)?;
+            if let Some(note) = launch::mount_note(&layout) {
+                eprintln!("ccsfs: {note}");
+            }
+            std::io::stdout()
+                .write_all(&text)
+                .map_err(|e| format!("cannot write to stdout: {e}"))
+        }
     }
 }
 

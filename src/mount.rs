@@ -36,6 +36,25 @@ pub struct MountOptions {
     pub fd_budget: Option<usize>,
 }
 
+/// FUSE worker threads of `ccsfs mount` unless `--threads` says otherwise.
+pub const DEFAULT_THREADS: usize = 4;
+
+impl MountOptions {
+    /// What a plain `ccsfs mount MOUNT_POINT` uses: daemonized, private to the user,
+    /// passthrough when possible, default locks. (The launchers mount with these too.)
+    pub fn defaults(mount_point: PathBuf) -> MountOptions {
+        MountOptions {
+            mount_point,
+            foreground: false,
+            allow_other: false,
+            threads: DEFAULT_THREADS,
+            locks: crate::locks::LockConfig::default(),
+            passthrough: true,
+            fd_budget: None,
+        }
+    }
+}
+
 /// What `/proc/self/mountinfo` says about a path.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MountState {
