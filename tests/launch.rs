@@ -703,33 +703,10 @@ fn env_prints_the_mount_path_and_does_not_mount() {
 // with the real CCS
 // ---------------------------------------------------------------------------------------------
 
-/// `CCS_BIN`, else `ccs` on PATH, else `$CCSFS_E2E_CACHE/node_modules/.bin/ccs` (default
-/// /opt/ccsfs-e2e).
-fn real_ccs() -> Option<PathBuf> {
-    let nonempty = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
-    if let Some(b) = nonempty("CCS_BIN") {
-        return Some(PathBuf::from(b));
-    }
-    let on_path = nonempty("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join("ccs"))
-            .find(|c| c.is_file())
-    });
-    if on_path.is_some() {
-        return on_path;
-    }
-    let cache = nonempty("CCSFS_E2E_CACHE").unwrap_or_else(|| "/opt/ccsfs-e2e".into());
-    Some(Path::new(&cache).join("node_modules/.bin/ccs")).filter(|c| c.is_file())
-}
-
 #[test]
-#[ignore = "needs the real ccs from npm; scripts/test.sh runs ignored tests"]
+#[ignore = "needs the real ccs (npm @kaitranntt/ccs) and node; scripts/test.sh installs and runs it"]
 fn real_ccs_launches_claude_through_the_shim() {
-    let ccs_bin = real_ccs().unwrap_or_else(|| {
-        panic!(
-            "no ccs: set CCS_BIN, put ccs on PATH, or install @kaitranntt/ccs into $CCSFS_E2E_CACHE (default /opt/ccsfs-e2e)"
-        )
-    });
+    let ccs_bin = common::prereq::require_ccs();
     // HOME and the CCS dir (CCS_DIR=$HOME/.ccs) in the temp dir.
     let mut t = Setup::new(None);
     let home = t.ccs.tmp.path().join("home");

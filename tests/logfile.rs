@@ -176,30 +176,10 @@ fn a_cleaned_logs_dir_and_a_removed_logs_dir_are_recreated() {
     s.assert_daemon_follows();
 }
 
-/// The `ccs` CLI: `CCS_BIN`, else `ccs` on PATH, else the copy the e2e cache installs.
-fn find_ccs() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("CCS_BIN") {
-        return Some(PathBuf::from(p));
-    }
-    let on_path = std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|d| d.join("ccs"))
-            .find(|p| p.is_file())
-    });
-    on_path.or_else(|| {
-        let p = PathBuf::from("/opt/ccsfs-e2e/node_modules/.bin/ccs");
-        p.is_file().then_some(p)
-    })
-}
-
 #[test]
-#[ignore = "needs the real ccs from npm; scripts/test.sh runs ignored tests"]
+#[ignore = "needs the real ccs (npm @kaitranntt/ccs) and node; scripts/test.sh installs and runs it"]
 fn a_refusal_after_the_real_ccs_cleanup_force_is_still_logged() {
-    let Some(ccs_bin) = find_ccs() else {
-        panic!(
-            "ccs not found (CCS_BIN, PATH, /opt/ccsfs-e2e/node_modules/.bin/ccs); install it with `npm install @kaitranntt/ccs`"
-        );
-    };
+    let ccs_bin = common::prereq::require_ccs();
     // CCS rejects a config.yaml without a numeric `version`.
     let ccs = Ccs::new(Some(&format!("version: 13\n{THREE_PROFILES}")));
     let s = Setup::new(&ccs);
