@@ -805,6 +805,7 @@ fn ccs_launches_claude_through_the_shim_into_the_mount() {
         ("STANDIN_TRANSCRIPT", "projects/-proj/s1.jsonl"),
         ("STANDIN_LINE", line),
     ];
+    fs::write(&w.calls, "").unwrap(); // forget the login runs of `ccs auth create`
     let out = w.ccs_env(&["alpha", "-p", "hi"], &env);
     assert!(
         out.status.success(),
