@@ -4,7 +4,7 @@
 //! Of the whole file we own only `accounts.<name>.{context_mode, context_group, continuity_mode}`;
 //! everything else is read past and, when writing, carried over unchanged.
 
-use serde_yaml::{Mapping, Value};
+use yaml_serde::{Mapping, Value};
 use std::fmt::{self, Display, Write as _};
 use std::fs;
 use std::io::{self, Write as _};
@@ -255,7 +255,7 @@ fn inline(value: &Value) -> String {
 }
 
 fn parse_document(yaml: &str, source: &Path) -> Result<Value, ConfigError> {
-    serde_yaml::from_str(yaml).map_err(|e| match e.location() {
+    yaml_serde::from_str(yaml).map_err(|e| match e.location() {
         Some(loc) => file_error(
             source,
             format_args!("line {}: {e}; fix the YAML syntax", loc.line()),
@@ -521,7 +521,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Renders the document as block YAML. serde_yaml's own emitter leaves strings such as
+/// Renders the document as block YAML. The crate's own emitter leaves strings such as
 /// `2026-02-24T00:00:00.000Z` unquoted, which CCS's js-yaml would then read back as a date; here
 /// every string that is not a plain word is double-quoted, so each value reads back exactly as it
 /// was.
@@ -608,7 +608,7 @@ fn emit_key(out: &mut String, key: &Value) -> Result<(), ()> {
     Ok(())
 }
 
-/// Strings that read back as the same string without quotes, in serde_yaml and in js-yaml alike.
+/// Strings that read back as the same string without quotes, in yaml_serde and in js-yaml alike.
 fn is_plain(s: &str) -> bool {
     const RESERVED: [&str; 9] = ["null", "true", "false", "yes", "no", "on", "off", "y", "n"];
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -754,7 +754,7 @@ mod tests {
     }
 
     fn read_yaml(path: &Path) -> Value {
-        serde_yaml::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+        yaml_serde::from_str(&fs::read_to_string(path).unwrap()).unwrap()
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -1497,9 +1497,9 @@ preferences:
 
     #[test]
     fn emitter_round_trips() {
-        let doc: Value = serde_yaml::from_str(FULL).unwrap();
+        let doc: Value = yaml_serde::from_str(FULL).unwrap();
         let text = emit_document(&doc, src()).unwrap();
-        assert_eq!(serde_yaml::from_str::<Value>(&text).unwrap(), doc);
+        assert_eq!(yaml_serde::from_str::<Value>(&text).unwrap(), doc);
         for expected in [
             "\n    type: api\n",
             "\n  providers:\n    - gemini\n    - codex\n",
@@ -1514,9 +1514,9 @@ preferences:
         let tricky = "a: \"x\\u0007\\u2028\\\\\\\"'\\t\\r\"\nb: !local {k: []}\nc: [[], {}, [1, [2]], {d: e}, !t [x]]\n\
                       '': empty key\n'a: b': colon\n'#x': hash\nf: -.inf\ng: 1.5e+300\nh: ''\n\
                       <<: {m: 1}\n";
-        let doc: Value = serde_yaml::from_str(tricky).unwrap();
+        let doc: Value = yaml_serde::from_str(tricky).unwrap();
         let text = emit_document(&doc, src()).unwrap();
-        assert_eq!(serde_yaml::from_str::<Value>(&text).unwrap(), doc, "{text}");
+        assert_eq!(yaml_serde::from_str::<Value>(&text).unwrap(), doc, "{text}");
         assert!(text.contains("\n<<:\n"), "{text}");
     }
 }

@@ -17,7 +17,7 @@ use common::{
     Ccs, THREE_PROFILES, bin, fs_type, is_mounted, is_root, process_gone, stderr, stdout,
     wait_until,
 };
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -126,7 +126,7 @@ fn config_text(ccs: &Ccs) -> Vec<u8> {
 }
 
 fn config_value(ccs: &Ccs) -> Value {
-    serde_yaml::from_slice(&config_text(ccs)).expect("config.yaml parses")
+    yaml_serde::from_slice(&config_text(ccs)).expect("config.yaml parses")
 }
 
 /// `doc.accounts[name]`
