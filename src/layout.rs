@@ -1,5 +1,6 @@
 //! Where things live inside a CCS dir: how the dir is found (flag, `CCS_DIR`, `$CCS_HOME/.ccs`,
-//! `~/.ccs`) and the paths of instances, group stores, logs and runtime files. Pure path logic.
+//! `~/.ccs`), how an account name becomes its instance dir name, and the paths of instances,
+//! group stores, logs and runtime files. Pure path logic.
 
 use std::path::{Path, PathBuf};
 
@@ -31,6 +32,22 @@ pub fn find_ccs_dir(
     }
 }
 
+/// The name of an account's instance dir, as CCS makes it (`InstanceManager.sanitizeName`):
+/// every character outside `[a-zA-Z0-9_-]` becomes `-`, then the whole is lowercased. So account
+/// `Delta` lives in `instances/delta`. The mount shows each profile under this name too.
+/// (JavaScript replaces per UTF-16 unit, so a character outside the BMP becomes `--`.)
+pub fn instance_dir_name(account: &str) -> String {
+    let mut dir = String::with_capacity(account.len());
+    for c in account.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
+            dir.push(c.to_ascii_lowercase());
+        } else {
+            dir.extend(std::iter::repeat_n('-', c.len_utf16()));
+        }
+    }
+    dir
+}
+
 impl Layout {
     pub fn new(ccs_dir: PathBuf) -> Layout {
         Layout { ccs_dir }
@@ -44,8 +61,10 @@ impl Layout {
         self.ccs_dir.join("instances")
     }
 
-    pub fn instance(&self, profile: &str) -> PathBuf {
-        self.instances_dir().join(profile)
+    /// The instance dir of an account: `instances/<instance_dir_name(account)>`, where CCS keeps
+    /// it (an already lowercase name maps to itself).
+    pub fn instance(&self, account: &str) -> PathBuf {
+        self.instances_dir().join(instance_dir_name(account))
     }
 
     pub fn group_dir(&self, group: &str) -> PathBuf {
@@ -118,6 +137,31 @@ mod tests {
             find_ccs_dir(None, env_of(&[]))
                 .unwrap_err()
                 .contains("--ccs-dir")
+        );
+    }
+
+    #[test]
+    fn instance_dir_names_follow_ccs_sanitize_name() {
+        for (account, dir) in [
+            ("work", "work"),
+            ("Delta", "delta"),
+            ("MyWork_2-B", "mywork_2-b"),
+            ("a.b c/d", "a-b-c-d"),
+            ("..", "--"),
+            ("café", "caf-"),
+            ("\u{1F600}x", "--x"),
+            ("", ""),
+        ] {
+            assert_eq!(instance_dir_name(account), dir, "{account:?}");
+        }
+        let l = Layout::new(PathBuf::from("/h/.ccs"));
+        assert_eq!(
+            l.instance("Delta"),
+            PathBuf::from("/h/.ccs/instances/delta")
+        );
+        assert_eq!(
+            l.instance("a/../b"),
+            PathBuf::from("/h/.ccs/instances/a----b")
         );
     }
 

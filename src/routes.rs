@@ -148,6 +148,7 @@ mod tests {
             } else {
                 ContinuityMode::Standard
             },
+            ..Profile::isolated(name)
         }
     }
 

@@ -189,6 +189,7 @@ mod tests {
             context: ContextMode::Shared,
             group: Some("team".into()),
             continuity: ContinuityMode::Deeper,
+            ..Profile::isolated("work")
         };
         (layout, vec![p, Profile::isolated("solo")])
     }
