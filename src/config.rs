@@ -1,16 +1,20 @@
 //! CCS `config.yaml` → validated profiles (pure parsing and validation), and the only writer of
 //! `config.yaml` (`profile add/remove`).
 //!
-//! Of the whole file we own only `accounts.<name>.{context_mode, context_group, continuity_mode}`;
-//! everything else is read past and, when writing, carried over unchanged.
+//! Of each account we read `context_mode`, `context_group`, `continuity_mode` and
+//! `shared_resource_mode` (or the older `bare`); everything else is read past and, when writing,
+//! carried over unchanged. Writes are what CCS itself would accept and write: a numeric top-level
+//! `version`, `created`/`last_used` on a new account, under CCS's own `config.yaml.lock`.
 
-use serde_yaml::{Mapping, Value};
+use crate::ccs_lock::ConfigLock;
+use crate::layout::{Layout, instance_dir_name};
 use std::fmt::{self, Display, Write as _};
 use std::fs;
 use std::io::{self, Write as _};
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
+use yaml_serde::{Mapping, Value};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ContextMode {
@@ -44,23 +48,37 @@ impl ContinuityMode {
     }
 }
 
-/// Whether an account uses CCS's shared commands, skills, agents, plugins and settings.json
-/// (`shared_resource_mode: shared`, the default) or keeps its own (`profile-local`, or the
-/// older `bare: true`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Whether an account's `commands/`, `skills/`, `agents/`, `plugins/` and `settings.json` are the
+/// ones shared by every account (CCS links them to `<ccs>/shared/…`), or its own.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum SharedResources {
+    /// `shared_resource_mode: shared`, the default.
+    #[default]
     Shared,
+    /// `shared_resource_mode: profile-local`, or the older `bare: true`.
     ProfileLocal,
+}
+
+impl SharedResources {
+    /// The spelling used in `config.yaml`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SharedResources::Shared => "shared",
+            SharedResources::ProfileLocal => "profile-local",
+        }
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Profile {
+    /// The account name, as spelt in `config.yaml` (may have capitals).
     pub name: String,
     pub context: ContextMode,
     /// `Some(normalized group)` iff `context == Shared`.
     pub group: Option<String>,
     /// `Deeper` only if shared.
     pub continuity: ContinuityMode,
+    /// Independent of the context mode.
     pub shared_resources: SharedResources,
 }
 
@@ -78,7 +96,16 @@ impl Profile {
     pub fn is_shared(&self) -> bool {
         self.context == ContextMode::Shared
     }
+
+    /// The name of its instance dir (`<ccs>/instances/<dir_name>`), which is also its name in
+    /// the mount: the account name as CCS sanitizes it (lowercased).
+    pub fn dir_name(&self) -> String {
+        instance_dir_name(&self.name)
+    }
 }
+
+/// The config format version CCS 7.x writes; CCS rejects a file without a numeric `version`.
+pub const CCS_CONFIG_VERSION: u64 = 13;
 
 /// Context group of a shared account that names none.
 pub const DEFAULT_GROUP: &str = "default";
@@ -196,6 +223,7 @@ fn parse_account(name: &str, value: &Value) -> Result<Profile, String> {
             ));
         }
     };
+    let shared_resources = shared_resources_of(entry)?;
     let context = match string_key(entry, "context_mode")? {
         None | Some("isolated") => ContextMode::Isolated,
         Some("shared") => ContextMode::Shared,
@@ -223,7 +251,10 @@ fn parse_account(name: &str, value: &Value) -> Result<Profile, String> {
             ));
         }
         // context_group means nothing for an isolated account, so it is not checked.
-        return Ok(Profile::isolated(name));
+        return Ok(Profile {
+            shared_resources,
+            ..Profile::isolated(name)
+        });
     }
     let group = match string_key(entry, "context_group")? {
         // CCS treats a blank group like a missing one.
@@ -237,8 +268,23 @@ fn parse_account(name: &str, value: &Value) -> Result<Profile, String> {
         context,
         group: Some(group),
         continuity,
-        shared_resources: SharedResources::Shared,
+        shared_resources,
     })
+}
+
+/// `shared_resource_mode` when present (it wins, as in CCS), else the older `bare`, of which only
+/// `true` counts (as in CCS).
+fn shared_resources_of(entry: &Mapping) -> Result<SharedResources, String> {
+    match string_key(entry, "shared_resource_mode")? {
+        Some("shared") => Ok(SharedResources::Shared),
+        Some("profile-local") => Ok(SharedResources::ProfileLocal),
+        Some(other) => Err(format!(
+            "unknown shared_resource_mode {other:?} (expected shared or profile-local); fix or \
+             remove that key"
+        )),
+        None if entry.get("bare") == Some(&Value::Bool(true)) => Ok(SharedResources::ProfileLocal),
+        None => Ok(SharedResources::Shared),
+    }
 }
 
 /// A key of an account entry that must be a string when present; null counts as absent.
@@ -267,7 +313,7 @@ fn inline(value: &Value) -> String {
 }
 
 fn parse_document(yaml: &str, source: &Path) -> Result<Value, ConfigError> {
-    serde_yaml::from_str(yaml).map_err(|e| match e.location() {
+    yaml_serde::from_str(yaml).map_err(|e| match e.location() {
         Some(loc) => file_error(
             source,
             format_args!("line {}: {e}; fix the YAML syntax", loc.line()),
@@ -307,21 +353,40 @@ fn read_config(path: &Path) -> Result<Option<String>, ConfigError> {
 }
 
 /// Profiles for a CCS dir: from `<ccs>/config.yaml` accounts when present; otherwise (file
-/// missing, or no usable accounts) every directory under `<ccs>/instances/` whose name is a valid
-/// profile name is an isolated profile (skipping `*.lock`, invalid names and non-directories; a
-/// missing instances dir gives an empty list). Sorted by name.
+/// missing, or no usable accounts) every directory under `<ccs>/instances/` whose name is a valid,
+/// lowercase profile name is an isolated profile (skipping dot-dirs such as CCS's `.locks`,
+/// `*.lock`, other names and non-directories; a missing instances dir gives an empty list).
+///
+/// Sorted by [`Profile::dir_name`]. When two accounts share a dir name (`Work` and `work`), the
+/// first in the file is kept and the other is left out with a warning in the log.
 pub fn load_profiles(ccs_dir: &Path) -> Result<Vec<Profile>, ConfigError> {
     let path = config_path(ccs_dir);
     let from_config = match read_config(&path)? {
         Some(text) => parse_accounts(&text, &path)?,
         None => None,
     };
-    let mut profiles = match from_config {
+    let profiles = match from_config {
         Some(profiles) => profiles,
         None => instance_profiles(&ccs_dir.join("instances"))?,
     };
-    profiles.sort_by(|a, b| a.name.cmp(&b.name));
-    Ok(profiles)
+    let mut by_dir = std::collections::BTreeMap::new();
+    for p in profiles {
+        match by_dir.entry(p.dir_name()) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(p);
+            }
+            std::collections::btree_map::Entry::Occupied(first) => log::warn!(
+                "{}: accounts {:?} and {:?} both live in instances/{}; ignoring {:?} (rename or \
+                 remove one of them)",
+                path.display(),
+                first.get().name,
+                p.name,
+                first.key(),
+                p.name
+            ),
+        }
+    }
+    Ok(by_dir.into_values().collect())
 }
 
 fn instance_profiles(instances: &Path) -> Result<Vec<Profile>, ConfigError> {
@@ -346,7 +411,8 @@ fn instance_profiles(instances: &Path) -> Result<Vec<Profile>, ConfigError> {
         let Some(name) = entry.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        if name.ends_with(".lock") {
+        // CCS's own `.locks`, and the lock dirs beside a config dir.
+        if name.starts_with('.') || name.ends_with(".lock") {
             continue;
         }
         if validate_profile_name(&name).is_err() {
@@ -357,30 +423,68 @@ fn instance_profiles(instances: &Path) -> Result<Vec<Profile>, ConfigError> {
             continue;
         }
         // Follows symlinks, so a linked instance directory counts.
-        if fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
-            profiles.push(Profile::isolated(&name));
+        if !fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            continue;
         }
+        if instance_dir_name(&name) != name {
+            log::warn!(
+                "ignoring {}: CCS names instance dirs in lowercase; rename it to {}",
+                entry.path().display(),
+                instance_dir_name(&name)
+            );
+            continue;
+        }
+        profiles.push(Profile::isolated(&name));
     }
     Ok(profiles)
 }
 
-/// `ccsfs profile add`: group Some(g) → shared with normalized g; deeper → shared (group defaults
-/// to "default") + deeper; neither → isolated. Creates `<ccs>/instances/<name>` (mode 0700, parents
-/// too) if missing. Adds the account entry, or if it already exists, updates only our three keys in
-/// it (keeping its other keys like created/last_used). Returns (the profile, true if newly added /
-/// false if updated).
-///
-/// The file is rewritten from its parsed form, so YAML comments and formatting are not kept (CCS
-/// regenerates its own comments on its next save); every key, value and key order is. One
-/// nuance: an unquoted date such as `2026-02-24` comes back as the quoted string it parsed to.
+/// What `ccsfs profile add` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AddOptions<'a> {
+    /// Share `projects/` with this group (normalized).
+    pub group: Option<&'a str>,
+    /// Also share the continuity dirs (implies shared, group "default" unless given).
+    pub deeper: bool,
+    /// Keep the account's own commands/skills/agents/plugins/settings.json (CCS's
+    /// `shared_resource_mode: profile-local`). When false, an existing account keeps its mode.
+    pub profile_local: bool,
+}
+
+/// [`add_profile_with`] without `profile_local`.
 pub fn add_profile(
     ccs_dir: &Path,
     name: &str,
     group: Option<&str>,
     deeper: bool,
 ) -> Result<(Profile, bool), ConfigError> {
+    let opts = AddOptions {
+        group,
+        deeper,
+        profile_local: false,
+    };
+    add_profile_with(ccs_dir, name, &opts)
+}
+
+/// `ccsfs profile add`: group Some(g) → shared with normalized g; deeper → shared (group defaults
+/// to "default") + deeper; neither → isolated. Adds the account entry the way CCS writes one
+/// (`created` as a quoted ISO time, `last_used: null`, then the mode keys), or, if it already
+/// exists, updates only the mode keys in it (keeping its other keys). Makes sure the file has the
+/// numeric top-level `version` CCS requires. Creates `<ccs>/instances/<dir name>` (mode 0700,
+/// parents too) if missing, and no other dir. The whole read-modify-write holds CCS's
+/// `config.yaml.lock`. Returns (the profile as now configured, true if newly added / false if
+/// updated).
+///
+/// The file is rewritten from its parsed form, so YAML comments and formatting are not kept (CCS
+/// regenerates its own comments on its next save); every key, value and key order is. One
+/// nuance: an unquoted date such as `2026-02-24` comes back as the quoted string it parsed to.
+pub fn add_profile_with(
+    ccs_dir: &Path,
+    name: &str,
+    opts: &AddOptions,
+) -> Result<(Profile, bool), ConfigError> {
     validate_profile_name(name)?;
-    let profile = match (group, deeper) {
+    let wanted = match (opts.group, opts.deeper) {
         (None, false) => Profile::isolated(name),
         (group, deeper) => Profile {
             name: name.to_string(),
@@ -395,17 +499,34 @@ pub fn add_profile(
         },
     };
 
+    let _lock = take_lock(ccs_dir)?;
     let path = config_path(ccs_dir);
     let mut doc = read_document(&path)?;
+    ensure_version(&mut doc);
     let accounts = accounts_mut(&mut doc, &path)?;
+    let dir = instance_dir_name(name);
+    if !accounts.contains_key(name)
+        && let Some(other) = accounts
+            .keys()
+            .filter_map(Value::as_str)
+            .find(|k| instance_dir_name(k) == dir)
+    {
+        return Err(file_error(
+            &path,
+            format_args!(
+                "account {other:?} already lives in instances/{dir}, so {name:?} cannot have its \
+                 own; use {other:?} or choose another name"
+            ),
+        ));
+    }
     let added = match accounts.get_mut(name) {
         Some(Value::Mapping(entry)) => {
-            set_context_keys(entry, &profile);
+            set_mode_keys(entry, &wanted, opts.profile_local);
             false
         }
         Some(existing @ Value::Null) => {
             let mut entry = Mapping::new();
-            set_context_keys(&mut entry, &profile);
+            set_mode_keys(&mut entry, &wanted, opts.profile_local);
             *existing = Value::Mapping(entry);
             false
         }
@@ -422,15 +543,17 @@ pub fn add_profile(
             let mut entry = Mapping::new();
             entry.insert("created".into(), utc_timestamp(SystemTime::now()).into());
             entry.insert("last_used".into(), Value::Null);
-            set_context_keys(&mut entry, &profile);
+            set_mode_keys(&mut entry, &wanted, opts.profile_local);
             accounts.insert(name.into(), Value::Mapping(entry));
             true
         }
     };
+    // What the file now says (an existing account may keep a profile-local mode, say).
+    let profile = parse_account(name, &accounts[name])
+        .map_err(|msg| file_error(&path, format_args!("account {name:?}: {msg}")))?;
     let text = emit_document(&doc, &path)?;
 
-    let instance = ccs_dir.join("instances").join(name);
-    create_private_dir(&instance)?;
+    create_private_dir(&Layout::new(ccs_dir.to_path_buf()).instance(name))?;
     write_atomic(&path, &text)?;
     Ok((profile, added))
 }
@@ -439,6 +562,16 @@ pub fn add_profile(
 /// no such account. Comments are lost as with [`add_profile`].
 pub fn remove_profile(ccs_dir: &Path, name: &str) -> Result<(), ConfigError> {
     let path = config_path(ccs_dir);
+    let no_account = || {
+        file_error(
+            &path,
+            format_args!("no account {name:?} under `accounts`; check the profile name"),
+        )
+    };
+    if !ccs_dir.is_dir() {
+        return Err(no_account());
+    }
+    let _lock = take_lock(ccs_dir)?;
     let mut doc = read_document(&path)?;
     let removed = match &mut doc {
         Value::Mapping(top) => match top.get_mut("accounts") {
@@ -449,12 +582,33 @@ pub fn remove_profile(ccs_dir: &Path, name: &str) -> Result<(), ConfigError> {
         _ => false,
     };
     if !removed {
-        return Err(file_error(
-            &path,
-            format_args!("no account {name:?} under `accounts`; check the profile name"),
-        ));
+        return Err(no_account());
     }
+    ensure_version(&mut doc);
     write_atomic(&path, &emit_document(&doc, &path)?)
+}
+
+/// CCS's config lock, as a config error.
+fn take_lock(ccs_dir: &Path) -> Result<ConfigLock, ConfigError> {
+    ConfigLock::acquire(ccs_dir).map_err(error)
+}
+
+/// Gives a top-level mapping the `version` CCS requires (a number, at least 1): an existing
+/// valid one is kept, whatever its value; a missing or unusable one becomes
+/// [`CCS_CONFIG_VERSION`], placed first as CCS places it.
+fn ensure_version(doc: &mut Value) {
+    let Value::Mapping(top) = doc else {
+        return;
+    };
+    match top.get_mut("version") {
+        Some(Value::Number(n)) if n.as_f64().is_some_and(|v| v >= 1.0) => {}
+        Some(other) => *other = CCS_CONFIG_VERSION.into(),
+        None => {
+            let rest = std::mem::take(top);
+            top.insert("version".into(), CCS_CONFIG_VERSION.into());
+            top.extend(rest);
+        }
+    }
 }
 
 /// The current document for rewriting: an empty mapping when the file is missing; an error (and
@@ -488,8 +642,18 @@ fn accounts_mut<'a>(doc: &'a mut Value, path: &Path) -> Result<&'a mut Mapping, 
     }
 }
 
-/// Writes our three keys the way CCS does: shared → mode, group and continuity; isolated → mode
-/// only.
+/// Writes the mode keys the way CCS does: shared → mode, group and continuity; isolated → mode
+/// only; profile-local → `shared_resource_mode: profile-local` and `bare: true`, as CCS writes
+/// it (otherwise the account's resource mode is left as it is).
+fn set_mode_keys(entry: &mut Mapping, profile: &Profile, profile_local: bool) {
+    set_context_keys(entry, profile);
+    if profile_local {
+        let mode = SharedResources::ProfileLocal.as_str();
+        entry.insert("shared_resource_mode".into(), mode.into());
+        entry.insert("bare".into(), true.into());
+    }
+}
+
 fn set_context_keys(entry: &mut Mapping, profile: &Profile) {
     entry.insert("context_mode".into(), profile.context.as_str().into());
     match &profile.group {
@@ -534,7 +698,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
     (year, month, day)
 }
 
-/// Renders the document as block YAML. serde_yaml's own emitter leaves strings such as
+/// Renders the document as block YAML. The crate's own emitter leaves strings such as
 /// `2026-02-24T00:00:00.000Z` unquoted, which CCS's js-yaml would then read back as a date; here
 /// every string that is not a plain word is double-quoted, so each value reads back exactly as it
 /// was.
@@ -621,7 +785,7 @@ fn emit_key(out: &mut String, key: &Value) -> Result<(), ()> {
     Ok(())
 }
 
-/// Strings that read back as the same string without quotes, in serde_yaml and in js-yaml alike.
+/// Strings that read back as the same string without quotes, in yaml_serde and in js-yaml alike.
 fn is_plain(s: &str) -> bool {
     const RESERVED: [&str; 9] = ["null", "true", "false", "yes", "no", "on", "off", "y", "n"];
     s.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_')
@@ -762,13 +926,33 @@ mod tests {
         }
     }
 
+    fn profile_local(p: Profile) -> Profile {
+        Profile {
+            shared_resources: SharedResources::ProfileLocal,
+            ..p
+        }
+    }
+
+    fn names_of(profiles: &[Profile]) -> Vec<&str> {
+        profiles.iter().map(|p| p.name.as_str()).collect()
+    }
+
+    fn dir_entries(dir: &Path) -> Vec<String> {
+        let mut names: Vec<_> = fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     fn write(path: &Path, text: &str) {
         fs::create_dir_all(path.parent().unwrap()).unwrap();
         fs::write(path, text).unwrap();
     }
 
     fn read_yaml(path: &Path) -> Value {
-        serde_yaml::from_str(&fs::read_to_string(path).unwrap()).unwrap()
+        yaml_serde::from_str(&fs::read_to_string(path).unwrap()).unwrap()
     }
 
     fn mode_of(path: &Path) -> u32 {
@@ -948,6 +1132,67 @@ preferences:
     }
 
     #[test]
+    fn shared_resource_modes() {
+        let base = "accounts:\n  work:\n    context_mode: shared\n";
+        let shared_std = shared("work", "default", ContinuityMode::Standard);
+        for (extra, local) in [
+            ("", false),
+            ("    shared_resource_mode: shared\n", false),
+            ("    shared_resource_mode: null\n", false),
+            ("    shared_resource_mode: profile-local\n", true),
+            ("    bare: true\n", true),
+            ("    bare: false\n", false),
+            // Only `true` counts, as in CCS.
+            ("    bare: \"yes\"\n", false),
+            ("    bare: 1\n", false),
+            // The explicit mode wins over `bare`, as in CCS.
+            ("    shared_resource_mode: shared\n    bare: true\n", false),
+            (
+                "    shared_resource_mode: profile-local\n    bare: false\n",
+                true,
+            ),
+        ] {
+            let want = if local {
+                profile_local(shared_std.clone())
+            } else {
+                shared_std.clone()
+            };
+            assert_eq!(one(&format!("{base}{extra}")), want, "{extra:?}");
+        }
+        // Isolated accounts have one too.
+        assert_eq!(
+            one("accounts:\n  solo:\n    bare: true\n"),
+            profile_local(Profile::isolated("solo"))
+        );
+        assert_eq!(
+            Profile::isolated("x").shared_resources,
+            SharedResources::Shared
+        );
+        assert_eq!(SharedResources::ProfileLocal.as_str(), "profile-local");
+    }
+
+    #[test]
+    fn unknown_shared_resource_mode() {
+        let e = err("accounts:\n  work:\n    shared_resource_mode: bare\n");
+        assert_eq!(
+            e,
+            "/ccs/config.yaml: account \"work\": unknown shared_resource_mode \"bare\" \
+             (expected shared or profile-local); fix or remove that key"
+        );
+        let e = err("accounts:\n  work:\n    shared_resource_mode: true\n");
+        assert!(
+            e.contains("shared_resource_mode is true, not a string"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dir_name_is_the_ccs_instance_name() {
+        assert_eq!(Profile::isolated("Delta").dir_name(), "delta");
+        assert_eq!(Profile::isolated("work_2-X").dir_name(), "work_2-x");
+    }
+
+    #[test]
     fn non_mapping_account() {
         let e = err("accounts:\n  work: shared\n");
         assert!(
@@ -1009,7 +1254,8 @@ preferences:
         assert_eq!(
             profiles,
             vec![
-                shared("work", "team-alpha", ContinuityMode::Deeper),
+                // `bare: true`: CCS's older spelling of profile-local.
+                profile_local(shared("work", "team-alpha", ContinuityMode::Deeper)),
                 Profile::isolated("personal"),
             ]
         );
@@ -1103,10 +1349,26 @@ preferences:
     }
 
     #[test]
+    fn load_sorts_by_dir_name_and_keeps_the_first_of_one_dir() {
+        let dir = tempdir().unwrap();
+        write(
+            &dir.path().join("config.yaml"),
+            "accounts:\n  Zed: {}\n  Work:\n    context_mode: shared\n  alpha: {}\n  work: {}\n  \
+             WORK: {}\n",
+        );
+        let profiles = load_profiles(dir.path()).unwrap();
+        // "Zed" < "alpha" by name, but zed > alpha by dir; the first of Work/work/WORK stays.
+        assert_eq!(names_of(&profiles), ["alpha", "Work", "Zed"]);
+        assert!(profiles[1].is_shared());
+    }
+
+    #[test]
     fn load_falls_back_to_instance_dirs() {
         let dir = tempdir().unwrap();
         let instances = dir.path().join("instances");
-        for d in ["work", "alpha", "x.lock", "1bad", "has.dot", "default"] {
+        for d in [
+            "work", "alpha", "x.lock", "1bad", "has.dot", "default", ".locks", ".hidden", "Caps",
+        ] {
             fs::create_dir_all(instances.join(d)).unwrap();
         }
         fs::write(instances.join("file"), "").unwrap();
@@ -1166,7 +1428,7 @@ preferences:
         assert_eq!(mode_of(&path), 0o600);
         let text = fs::read_to_string(&path).unwrap();
         assert!(
-            text.starts_with("accounts:\n  work:\n    created: \"20"),
+            text.starts_with("version: 13\naccounts:\n  work:\n    created: \"20"),
             "{text}"
         );
         assert!(
@@ -1174,12 +1436,174 @@ preferences:
             "{text}"
         );
         assert_eq!(load_profiles(&ccs).unwrap(), vec![p]);
-        // No temp file left behind.
-        let names: Vec<_> = fs::read_dir(&ccs)
+        // No temp file and no lock left behind.
+        assert_eq!(dir_entries(&ccs), ["config.yaml", "instances"]);
+    }
+
+    #[test]
+    fn add_writes_the_version_ccs_requires() {
+        let dir = tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        // Missing, null or unusable (CCS rejects them): 13, first when it was missing.
+        for (before, after) in [
+            (
+                "preferences: {theme: dark}\n",
+                "version: 13\npreferences:\n  theme: dark\n",
+            ),
+            ("accounts: {}\nversion: null\n", "accounts:\n"),
+            (
+                "version: \"13\"\naccounts: {}\n",
+                "version: 13\naccounts:\n",
+            ),
+            ("version: 0\n", "version: 13\naccounts:\n"),
+            ("version: [1]\n", "version: 13\naccounts:\n"),
+        ] {
+            fs::write(&path, before).unwrap();
+            add_profile(dir.path(), "work", None, false).unwrap();
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with(after), "{before:?} became {text:?}");
+            assert_eq!(read_yaml(&path)["version"], 13, "{text}");
+        }
+        // A valid one is kept, lower (CCS upgrades it itself) or higher.
+        for version in ["1", "8", "13", "99", "13.5"] {
+            let before = format!("version: {version}\naccounts: {{}}\n");
+            fs::write(&path, &before).unwrap();
+            add_profile(dir.path(), "work", None, false).unwrap();
+            let text = fs::read_to_string(&path).unwrap();
+            assert!(text.starts_with(&format!("version: {version}\n")), "{text}");
+        }
+    }
+
+    #[test]
+    fn remove_writes_the_version_ccs_requires() {
+        let dir = tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        write(&path, "accounts:\n  a: {}\n  b: {}\n");
+        remove_profile(dir.path(), "a").unwrap();
+        assert_eq!(
+            fs::read_to_string(&path).unwrap(),
+            "version: 13\naccounts:\n  b: {}\n"
+        );
+        write(&path, "version: 99\naccounts:\n  b: {}\n");
+        remove_profile(dir.path(), "b").unwrap();
+        assert_eq!(read_yaml(&path)["version"], 99);
+        assert_eq!(dir_entries(dir.path()), ["config.yaml"]);
+    }
+
+    #[test]
+    fn add_uses_the_lowercase_instance_dir() {
+        let dir = tempdir().unwrap();
+        let ccs = dir.path();
+        let (p, added) = add_profile(ccs, "Delta", Some("Team"), false).unwrap();
+        assert!(added);
+        assert_eq!(p, shared("Delta", "team", ContinuityMode::Standard));
+        assert_eq!(p.dir_name(), "delta");
+        assert_eq!(dir_entries(&ccs.join("instances")), ["delta"]);
+        let doc = read_yaml(&ccs.join("config.yaml"));
+        assert_eq!(doc["accounts"]["Delta"]["context_group"], "team");
+        assert_eq!(load_profiles(ccs).unwrap(), vec![p]);
+        // Updating it touches the same dir; no other dir appears.
+        add_profile(ccs, "Delta", None, false).unwrap();
+        assert_eq!(dir_entries(&ccs.join("instances")), ["delta"]);
+    }
+
+    #[test]
+    fn add_refuses_a_second_account_for_one_instance_dir() {
+        let dir = tempdir().unwrap();
+        let path = dir.path().join("config.yaml");
+        let text = "version: 13\naccounts:\n  Work: {}\n";
+        write(&path, text);
+        let e = add_profile(dir.path(), "work", None, false).unwrap_err();
+        assert_single_line(&e);
+        assert!(
+            e.0.contains("\"Work\" already lives in instances/work"),
+            "{e}"
+        );
+        assert_eq!(fs::read_to_string(&path).unwrap(), text);
+        assert!(!dir.path().join("instances").exists());
+        assert_eq!(dir_entries(dir.path()), ["config.yaml"]);
+        // The account itself can still be updated.
+        add_profile(dir.path(), "Work", Some("g"), false).unwrap();
+    }
+
+    #[test]
+    fn add_profile_local() {
+        let dir = tempdir().unwrap();
+        let ccs = dir.path();
+        let path = ccs.join("config.yaml");
+        let opts = AddOptions {
+            group: Some("g"),
+            profile_local: true,
+            ..AddOptions::default()
+        };
+        let (p, added) = add_profile_with(ccs, "work", &opts).unwrap();
+        assert!(added);
+        assert_eq!(
+            p,
+            profile_local(shared("work", "g", ContinuityMode::Standard))
+        );
+        let doc = read_yaml(&path);
+        let keys: Vec<_> = doc["accounts"]["work"]
+            .as_mapping()
             .unwrap()
-            .map(|e| e.unwrap().file_name())
+            .keys()
+            .map(|k| k.as_str().unwrap())
             .collect();
-        assert_eq!(names.len(), 2, "{names:?}");
+        assert_eq!(
+            keys,
+            [
+                "created",
+                "last_used",
+                "context_mode",
+                "context_group",
+                "continuity_mode",
+                "shared_resource_mode",
+                "bare"
+            ]
+        );
+        assert_eq!(
+            doc["accounts"]["work"]["shared_resource_mode"],
+            "profile-local"
+        );
+        assert_eq!(doc["accounts"]["work"]["bare"], true);
+        // Without the flag, an existing account keeps its resource mode (as `ccs auth create`).
+        let (p, added) = add_profile(ccs, "work", None, false).unwrap();
+        assert!(!added);
+        assert_eq!(p, profile_local(Profile::isolated("work")));
+        assert_eq!(load_profiles(ccs).unwrap(), vec![p]);
+        // A new account without the flag gets no resource keys: shared is CCS's default.
+        let (p, _) = add_profile(ccs, "other", None, false).unwrap();
+        assert_eq!(p.shared_resources, SharedResources::Shared);
+        let entry = &read_yaml(&path)["accounts"]["other"];
+        assert!(entry.get("shared_resource_mode").is_none());
+        assert!(entry.get("bare").is_none());
+    }
+
+    #[test]
+    fn add_waits_for_ccs_config_lock() {
+        let dir = tempdir().unwrap();
+        let ccs = dir.path().to_path_buf();
+        let held = ConfigLock::acquire(&ccs).unwrap();
+        let token = held.token().to_string();
+        let writer = {
+            let ccs = ccs.clone();
+            std::thread::spawn(move || add_profile(&ccs, "work", None, false).map(|_| ()))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        // Still waiting: nothing written, and our lock is intact.
+        assert!(!ccs.join("config.yaml").exists());
+        assert!(
+            fs::read_to_string(ccs.join(crate::ccs_lock::LOCK_FILE))
+                .unwrap()
+                .ends_with(&token)
+        );
+        drop(held);
+        writer.join().unwrap().unwrap();
+        assert_eq!(
+            load_profiles(&ccs).unwrap(),
+            vec![Profile::isolated("work")]
+        );
+        assert_eq!(dir_entries(&ccs), ["config.yaml", "instances"]);
     }
 
     #[test]
@@ -1276,7 +1700,7 @@ preferences:
         // shared deeper → isolated: drops group and continuity, keeps the rest.
         let (p, added) = add_profile(dir.path(), "work", None, false).unwrap();
         assert!(!added);
-        assert_eq!(p, Profile::isolated("work"));
+        assert_eq!(p, profile_local(Profile::isolated("work")));
         let after = read_yaml(&path);
         let entry = after["accounts"]["work"].as_mapping().unwrap();
         let keys: Vec<_> = entry.keys().map(|k| k.as_str().unwrap()).collect();
@@ -1311,7 +1735,7 @@ preferences:
             load_profiles(dir.path()).unwrap(),
             vec![
                 shared("personal", "team-beta", ContinuityMode::Deeper),
-                Profile::isolated("work"),
+                profile_local(Profile::isolated("work")),
             ]
         );
     }
@@ -1511,9 +1935,9 @@ preferences:
 
     #[test]
     fn emitter_round_trips() {
-        let doc: Value = serde_yaml::from_str(FULL).unwrap();
+        let doc: Value = yaml_serde::from_str(FULL).unwrap();
         let text = emit_document(&doc, src()).unwrap();
-        assert_eq!(serde_yaml::from_str::<Value>(&text).unwrap(), doc);
+        assert_eq!(yaml_serde::from_str::<Value>(&text).unwrap(), doc);
         for expected in [
             "\n    type: api\n",
             "\n  providers:\n    - gemini\n    - codex\n",
@@ -1528,9 +1952,9 @@ preferences:
         let tricky = "a: \"x\\u0007\\u2028\\\\\\\"'\\t\\r\"\nb: !local {k: []}\nc: [[], {}, [1, [2]], {d: e}, !t [x]]\n\
                       '': empty key\n'a: b': colon\n'#x': hash\nf: -.inf\ng: 1.5e+300\nh: ''\n\
                       <<: {m: 1}\n";
-        let doc: Value = serde_yaml::from_str(tricky).unwrap();
+        let doc: Value = yaml_serde::from_str(tricky).unwrap();
         let text = emit_document(&doc, src()).unwrap();
-        assert_eq!(serde_yaml::from_str::<Value>(&text).unwrap(), doc, "{text}");
+        assert_eq!(yaml_serde::from_str::<Value>(&text).unwrap(), doc, "{text}");
         assert!(text.contains("\n<<:\n"), "{text}");
     }
 }

@@ -1,5 +1,6 @@
 //! Where things live inside a CCS dir: how the dir is found (flag, `CCS_DIR`, `$CCS_HOME/.ccs`,
-//! `~/.ccs`) and the paths of instances, group stores, logs and runtime files. Pure path logic.
+//! `~/.ccs`), how an account name becomes its instance dir name, and the paths of instances,
+//! group stores, logs and runtime files. Pure path logic.
 
 use std::path::{Path, PathBuf};
 
@@ -31,23 +32,20 @@ pub fn find_ccs_dir(
     }
 }
 
-/// The instance dir CCS keeps for an account: the name with every character outside
-/// `[a-zA-Z0-9_-]` made `-`, lowercased (CCS's `InstanceManager.sanitizeName`; JavaScript
-/// counts UTF-16 units, so a character outside the BMP becomes two dashes there and here).
-/// It is also the profile's name in the mount, so that an instance path maps to a mount path
-/// one to one.
+/// The name of an account's instance dir, as CCS makes it (`InstanceManager.sanitizeName`):
+/// every character outside `[a-zA-Z0-9_-]` becomes `-`, then the whole is lowercased. So account
+/// `Delta` lives in `instances/delta`. The mount shows each profile under this name too.
+/// (JavaScript replaces per UTF-16 unit, so a character outside the BMP becomes `--`.)
 pub fn instance_dir_name(account: &str) -> String {
-    let mut out = String::with_capacity(account.len());
+    let mut dir = String::with_capacity(account.len());
     for c in account.chars() {
         if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-            out.push(c.to_ascii_lowercase());
+            dir.push(c.to_ascii_lowercase());
         } else {
-            for _ in 0..c.len_utf16() {
-                out.push('-');
-            }
+            dir.extend(std::iter::repeat_n('-', c.len_utf16()));
         }
     }
-    out
+    dir
 }
 
 impl Layout {
@@ -153,6 +151,31 @@ mod tests {
             find_ccs_dir(None, env_of(&[]))
                 .unwrap_err()
                 .contains("--ccs-dir")
+        );
+    }
+
+    #[test]
+    fn instance_dir_names_follow_ccs_sanitize_name() {
+        for (account, dir) in [
+            ("work", "work"),
+            ("Delta", "delta"),
+            ("MyWork_2-B", "mywork_2-b"),
+            ("a.b c/d", "a-b-c-d"),
+            ("..", "--"),
+            ("café", "caf-"),
+            ("\u{1F600}x", "--x"),
+            ("", ""),
+        ] {
+            assert_eq!(instance_dir_name(account), dir, "{account:?}");
+        }
+        let l = Layout::new(PathBuf::from("/h/.ccs"));
+        assert_eq!(
+            l.instance("Delta"),
+            PathBuf::from("/h/.ccs/instances/delta")
+        );
+        assert_eq!(
+            l.instance("a/../b"),
+            PathBuf::from("/h/.ccs/instances/a----b")
         );
     }
 

@@ -141,6 +141,9 @@ enum ProfileCmd {
         /// Also share session-env, file-history, shell-snapshots and todos (implies shared)
         #[arg(long)]
         deeper: bool,
+        /// Keep this profile's own commands, skills, agents, plugins and settings.json
+        #[arg(long)]
+        profile_local: bool,
     },
     /// Remove a profile's entry; its data stays in the instance dir
     Remove { name: String },
@@ -320,14 +323,21 @@ fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
             name,
             group,
             deeper,
+            profile_local,
         } => {
-            let (p, added) = config::add_profile(&layout.ccs_dir, &name, group.as_deref(), deeper)
+            let opts = config::AddOptions {
+                group: group.as_deref(),
+                deeper,
+                profile_local,
+            };
+            let (p, added) = config::add_profile_with(&layout.ccs_dir, &name, &opts)
                 .map_err(|e| e.to_string())?;
             let verb = if added { "added" } else { "updated" };
             println!(
-                "{verb} profile {} ({}); a running mount serves it within a second",
+                "{verb} profile {} ({}); a running mount serves it as {} within a second",
                 p.name,
-                ccsfs::status::describe(&p)
+                ccsfs::status::describe(&p),
+                p.dir_name()
             );
             Ok(())
         }
@@ -341,7 +351,13 @@ fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
         }
         ProfileCmd::List => {
             for p in config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())? {
-                println!("{}\t{}", p.name, ccsfs::status::describe(&p));
+                // Listed under its mount (and instance dir) name, then the account if it differs.
+                let (dir, describe) = (p.dir_name(), ccsfs::status::describe(&p));
+                if dir == p.name {
+                    println!("{dir}\t{describe}");
+                } else {
+                    println!("{dir}\t{describe}\taccount {}", p.name);
+                }
             }
             Ok(())
         }

@@ -48,12 +48,17 @@ pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
     out
 }
 
-/// A profile's modes in a few words: `isolated`, `shared, group g`, `shared, group g, deeper`.
+/// A profile's modes in a few words: `isolated`, `shared, group g`, `shared, group g, deeper`,
+/// and `, profile-local` when it keeps its own commands, skills, agents, plugins and settings.
 pub fn describe(p: &Profile) -> String {
-    match (&p.group, p.continuity) {
+    let mode = match (&p.group, p.continuity) {
         (Some(g), ContinuityMode::Deeper) if p.is_shared() => format!("shared, group {g}, deeper"),
         (Some(g), _) if p.is_shared() => format!("shared, group {g}"),
         _ => "isolated".to_string(),
+    };
+    match p.shared_resources {
+        crate::config::SharedResources::Shared => mode,
+        crate::config::SharedResources::ProfileLocal => mode + ", profile-local",
     }
 }
 

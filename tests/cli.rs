@@ -16,7 +16,7 @@ use std::time::Duration;
 use common::{
     Ccs, THREE_PROFILES, bin, fs_type, is_mounted, prereq, process_gone, stderr, stdout, wait_until,
 };
-use serde_yaml::Value;
+use yaml_serde::Value;
 
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
@@ -125,7 +125,7 @@ fn config_text(ccs: &Ccs) -> Vec<u8> {
 }
 
 fn config_value(ccs: &Ccs) -> Value {
-    serde_yaml::from_slice(&config_text(ccs)).expect("config.yaml parses")
+    yaml_serde::from_slice(&config_text(ccs)).expect("config.yaml parses")
 }
 
 /// `doc.accounts[name]`
@@ -691,4 +691,50 @@ fn argument_errors_are_one_line_too() {
             "{err}"
         );
     }
+}
+
+/// What CCS needs to read the file back (its `version`, a quoted `created`) and where it keeps
+/// the instance (lowercased), on a fresh dir; the real CCS reading it is in tests/ccs_config.rs.
+#[test]
+fn profile_add_on_a_fresh_dir_writes_what_ccs_expects() {
+    let ccs = Ccs::new(None);
+    let out = ccs.cli(&["profile", "add", "Delta", "--group", "Team"]);
+    assert!(out.status.success(), "profile add failed: {}", stderr(&out));
+    let said = stdout(&out);
+    assert!(
+        said.contains("picks it up") && !said.contains("remount"),
+        "{said}"
+    );
+    let text = String::from_utf8(config_text(&ccs)).unwrap();
+    assert!(
+        text.starts_with("version: 13\naccounts:\n  Delta:\n    created: \""),
+        "{text}"
+    );
+    assert!(
+        text.contains("Z\"\n    last_used: null\n    context_mode: shared\n"),
+        "{text}"
+    );
+    assert_eq!(names(&ccs.ccs.join("instances")), set(&["delta"]));
+    assert_eq!(names(&ccs.ccs), set(&["config.yaml", "instances"]));
+
+    let out = ccs.cli(&["profile", "add", "Own", "--profile-local"]);
+    assert!(out.status.success(), "profile add failed: {}", stderr(&out));
+    let own = account(&config_value(&ccs), "Own").unwrap().clone();
+    assert_eq!(
+        own.get("shared_resource_mode").and_then(Value::as_str),
+        Some("profile-local")
+    );
+    assert_eq!(own.get("bare").and_then(Value::as_bool), Some(true));
+
+    let list = stdout(&ccs.cli(&["profile", "list"]));
+    let lines: Vec<&str> = list.lines().collect();
+    assert_eq!(lines.len(), 2, "{list}");
+    assert!(
+        lines[0].starts_with("delta\tshared, group team") && lines[0].ends_with("\taccount Delta"),
+        "{list}"
+    );
+    assert!(
+        lines[1].starts_with("own\t") && lines[1].ends_with("\taccount Own"),
+        "{list}"
+    );
 }
