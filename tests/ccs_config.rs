@@ -5,7 +5,8 @@
 //! writing at once, under CCS's config lock, no update is lost.
 //!
 //! The real `ccs` is `$CCS_BIN`, else `ccs` on PATH, else
-//! `$CCSFS_E2E_CACHE/node_modules/.bin/ccs` (default cache /opt/ccsfs-e2e). These tests are
+//! `$CCSFS_E2E_CACHE/node_modules/.bin/ccs` (the cache scripts/test.sh installs it into, see
+//! tests/common/prereq.rs). These tests are
 //! `#[ignore]`d so that a plain `cargo test` lists them as ignored; `scripts/test.sh` runs them,
 //! and when run they fail (never pass) if `ccs` is missing.
 
@@ -22,34 +23,7 @@ use yaml_serde::Value as Yaml;
 
 /// The real `ccs`, or a panic that says how to get it.
 fn ccs_bin() -> PathBuf {
-    if let Some(bin) = std::env::var_os("CCS_BIN").filter(|v| !v.is_empty()) {
-        let bin = PathBuf::from(bin);
-        assert!(
-            bin.is_file(),
-            "CCS_BIN={} does not exist; point it at the real ccs or unset it",
-            bin.display()
-        );
-        return bin;
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if let Some(found) = std::env::split_paths(&path)
-        .map(|d| d.join("ccs"))
-        .find(|p| p.is_file())
-    {
-        return found;
-    }
-    let cache = std::env::var("CCSFS_E2E_CACHE")
-        .ok()
-        .filter(|v| !v.is_empty())
-        .unwrap_or_else(|| "/opt/ccsfs-e2e".to_string());
-    let cached = Path::new(&cache).join("node_modules/.bin/ccs");
-    assert!(
-        cached.is_file(),
-        "the real ccs is missing (no $CCS_BIN, no ccs on PATH, no {}); install it with \
-         `npm install --prefix {cache} @kaitranntt/ccs` or run scripts/test.sh, which does",
-        cached.display()
-    );
-    cached
+    common::prereq::require_ccs()
 }
 
 /// A private HOME with its CCS dir (`$HOME/.ccs`, also given as `CCS_DIR`), and a dir holding
