@@ -186,9 +186,14 @@ impl World {
 
     /// `ccs auth list --json`, as a name → profile map.
     fn accounts(&self) -> serde_json::Map<String, Value> {
-        let out = self.ccs_ok(&["auth", "list", "--json"]);
-        let v: Value = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("ccs auth list --json: {e}: {}", stdout(&out)));
+        let text = stdout(&self.ccs_ok(&["auth", "list", "--json"]));
+        // CCS's first run in a new HOME prints its set-up notes before the JSON.
+        let json = match text.find("\n{") {
+            Some(at) if !text.starts_with('{') => &text[at + 1..],
+            _ => &text,
+        };
+        let v: Value = serde_json::from_str(json)
+            .unwrap_or_else(|e| panic!("ccs auth list --json: {e}: {text}"));
         v["profiles"]
             .as_array()
             .unwrap_or_else(|| panic!("no profiles in {v}"))
@@ -523,16 +528,21 @@ fn ccs_reads_the_config_that_ccsfs_profile_add_writes_on_a_fresh_dir() {
         set(&["Work", "personal", "solo"])
     );
     for (name, mode, group, continuity, dir) in [
-        ("Work", "shared", Some("team"), "deeper", "work"),
-        ("personal", "shared", Some("team"), "standard", "personal"),
-        ("solo", "isolated", None, "standard", "solo"),
+        ("Work", "shared", Some("team"), Some("deeper"), "work"),
+        (
+            "personal",
+            "shared",
+            Some("team"),
+            Some("standard"),
+            "personal",
+        ),
+        // As for an isolated account CCS makes: no group, no continuity.
+        ("solo", "isolated", None, None, "solo"),
     ] {
         let p = &accounts[name];
         assert_eq!(p["context_mode"], mode, "{name}: {p}");
-        if let Some(g) = group {
-            assert_eq!(p["context_group"], g, "{name}: {p}");
-        }
-        assert_eq!(p["continuity_mode"], continuity, "{name}: {p}");
+        assert_eq!(p["context_group"].as_str(), group, "{name}: {p}");
+        assert_eq!(p["continuity_mode"].as_str(), continuity, "{name}: {p}");
         assert_eq!(
             p["instance_path"].as_str(),
             w.instance(dir).to_str(),
@@ -768,13 +778,19 @@ fn settings_json_rewritten_through_one_profile_is_read_through_another() {
     );
     assert!(absent(&w.mnt.join("loner/commands/hello.md")));
 
-    // plugins/known_marketplaces.json stays per instance.
-    write_file(&w.mnt.join("alpha/plugins/known_marketplaces.json"), "{}\n");
+    // plugins/known_marketplaces.json stays per instance (CCS gives each its own).
+    let bravo_known = read(&w.instance("bravo").join("plugins/known_marketplaces.json"));
+    let mine = "{\"alpha-only\":{}}\n";
+    write_file(&w.mnt.join("alpha/plugins/known_marketplaces.json"), mine);
     assert_eq!(
         read(&w.instance("alpha").join("plugins/known_marketplaces.json")).as_deref(),
-        Some("{}\n")
+        Some(mine)
     );
-    assert!(absent(&w.mnt.join("bravo/plugins/known_marketplaces.json")));
+    assert_eq!(
+        read(&w.mnt.join("bravo/plugins/known_marketplaces.json")),
+        bravo_known,
+        "bravo sees alpha's known_marketplaces.json"
+    );
     assert_ne!(before, body);
 }
 
