@@ -236,10 +236,11 @@ show_cli() { # what the user saw from the last run_p
   echo "    CLI stderr:"
   printf '%s' "$err" | quote
 }
+# jfield KEY: KEY of the JSON result in $out (its last line: ccs prints notes before it).
 jfield() { printf '%s' "$out" | python3 -c '
 import json, sys
 try:
-    v = json.loads(sys.stdin.read()).get(sys.argv[1], "")
+    v = json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], "")
 except Exception:
     v = ""
 print(v if isinstance(v, str) else json.dumps(v))' "$1"; }
@@ -528,19 +529,19 @@ run_ccs() {
   rc=$?
   err=$(cat "$T/stderr")
 }
-# mock_saw TEXT...: the last request to the mock that carried the first TEXT had every TEXT
-# among its user turns, in order.
+# mock_saw LAST TEXT...: the last request to the mock with LAST among its user turns had
+# every TEXT among them, in order.
 mock_saw() {
   python3 - "$T/mock.log" "$@" <<'EOF'
 import json, sys
-want = sys.argv[2:]
+sel, want = sys.argv[2], sys.argv[3:]
 last = None
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    if r.get("path", "").endswith("/v1/messages") and any(want[0] in t for t in r.get("user_texts", [])):
+    if r.get("path", "").endswith("/v1/messages") and any(sel in t for t in r.get("user_texts", [])):
         last = r["user_texts"]
 if last is None:
-    sys.exit("no request with %r" % want[0])
+    sys.exit("no request with %r" % sel)
 i = 0
 for t in last:
     if i < len(want) and want[i] in t:
