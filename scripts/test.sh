@@ -113,7 +113,7 @@ list_left_out() {
   [ ${#left_out[@]} -gt 0 ] || return 0
   step "left out of this run, as ignored (${#left_out[@]}): they need what it cannot give"
   cargo test --release --tests -- --exact "${left_out[@]}" 2>&1 |
-    { grep -E '^test .* ignored|test result: .* [1-9][0-9]* ignored' || true; } | tee -a "$log"
+    { grep -E '^test [^ ]+ \.\.\. ignored|^test result: .* [1-9][0-9]* ignored' || true; } | tee -a "$log"
 }
 
 step "cargo fmt --check"
@@ -181,6 +181,7 @@ for line in open(sys.argv[1], errors="replace"):
         if n:
             s += n
             who = ("pjdfstest runs" if line.startswith("pjdfstest (not run)")
+                   else "ordinary-user tests" if line.startswith("unprivileged-tests.sh (not run)")
                    else "pjdfstest cases" if line.startswith("pjdfstest")
                    else "tests left out (cargo: ignored)")
             why[who] = why.get(who, 0) + n

@@ -87,7 +87,7 @@ for t in "${tests[@]}"; do
   for n in "${root_only[@]}"; do "$exe" --list 2>/dev/null | grep -qx "$n: test" && here+=("$n"); done
   if [ ${#here[@]} -gt 0 ]; then
     echo "-- left out as $user, as ignored: root-only tests of $(basename "$t")"
-    (cd "$stage" && as_user "$exe" --exact "${here[@]}") | grep -E '^test .* ignored|test result: ' || true
+    (cd "$stage" && as_user "$exe" --exact "${here[@]}") | grep -E '^test [^ ]+ \.\.\. ignored|^test result: ' || true
   fi
 done
 echo "-- e2e-claude.sh as $user (uid $uid)"
