@@ -702,7 +702,7 @@ fn profile_add_on_a_fresh_dir_writes_what_ccs_expects() {
     assert!(out.status.success(), "profile add failed: {}", stderr(&out));
     let said = stdout(&out);
     assert!(
-        said.contains("picks it up") && !said.contains("remount"),
+        said.contains("serves it as delta") && !said.contains("remount"),
         "{said}"
     );
     let text = String::from_utf8(config_text(&ccs)).unwrap();

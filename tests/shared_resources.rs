@@ -240,6 +240,30 @@ fn credentials_and_state_never_reach_the_shared_dir() {
 }
 
 #[test]
+fn only_a_file_made_beside_settings_json_replaces_it() {
+    let ccs = Ccs::new(Some(CONFIG));
+    let claude = ccs_layout(&ccs);
+    let _m = ccs.mount();
+    let work = ccs.profile("work");
+    fs::write(work.join(".credentials.json"), "{\"secret\":1}\n").unwrap();
+    let e = fs::rename(work.join(".credentials.json"), work.join("settings.json")).unwrap_err();
+    assert_eq!(
+        e.raw_os_error(),
+        Some(libc::EXDEV),
+        "credentials must not become settings"
+    );
+    fs::create_dir_all(work.join("projects/p")).unwrap();
+    fs::write(work.join("projects/p/s.jsonl"), "{}\n").unwrap();
+    let e = fs::rename(work.join("projects/p/s.jsonl"), work.join("settings.json")).unwrap_err();
+    assert_eq!(e.raw_os_error(), Some(libc::EXDEV));
+    assert_eq!(
+        fs::read_to_string(claude.join("settings.json")).unwrap(),
+        "{}\n"
+    );
+    assert!(ccs.instance("work").join(".credentials.json").is_file());
+}
+
+#[test]
 fn without_ccs_links_settings_stay_in_the_instance() {
     let ccs = Ccs::new(Some(CONFIG));
     let _m = ccs.mount();

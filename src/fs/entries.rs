@@ -355,7 +355,10 @@ impl CcsFs {
         r: super::lookup::Redirect,
         flags: u32,
     ) -> SysResult<()> {
-        if flags & libc::RENAME_EXCHANGE != 0 {
+        // Only the atomic-write pattern crosses trees: a file made beside the routed name.
+        // Anything else (a transcript, credentials) is moved the ordinary way, by copying.
+        if flags & libc::RENAME_EXCHANGE != 0 || parent.id != newparent.id || is_private_state(name)
+        {
             return Err(Errno::EXDEV);
         }
         let old = sys::cstr(name)?;
@@ -419,6 +422,11 @@ impl CcsFs {
         let target = sys::readlink_fd(fd.as_fd())?;
         self.check_symlink_target(to, Path::new(OsStr::from_bytes(&target)))
     }
+}
+
+/// Files that stay in their profile whatever they are renamed to.
+fn is_private_state(name: &OsStr) -> bool {
+    name == ".credentials.json" || name == ".claude.json"
 }
 
 /// Copies the regular file `dir/name` to `r.dir/new` as an atomic replacement: a temp file
