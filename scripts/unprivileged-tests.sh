@@ -84,7 +84,8 @@ for t in "${tests[@]}"; do
   echo "-- $(basename "$t") as $user (uid $uid)"
   (cd "$stage" && as_user "$exe" --include-ignored --test-threads=2 --exact "${skip_args[@]}") || failed=1
   here=()
-  for n in "${root_only[@]}"; do "$exe" --list 2>/dev/null | grep -qx "$n: test" && here+=("$n"); done
+  listed=$("$exe" --list 2>/dev/null)
+  for n in "${root_only[@]}"; do grep -qx "$n: test" <<<"$listed" && here+=("$n"); done
   if [ ${#here[@]} -gt 0 ]; then
     echo "-- left out as $user, as ignored: root-only tests of $(basename "$t")"
     (cd "$stage" && as_user "$exe" --exact "${here[@]}") | grep -E '^test [^ ]+ \.\.\. ignored|^test result: ' || true
