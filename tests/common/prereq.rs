@@ -29,7 +29,8 @@ pub fn missing(what: &str, fix: &str) -> ! {
     };
     panic!(
         "missing prerequisite: {what}; {fix}{ci}. This test is #[ignore]d for that reason: \
-         plain `cargo test` skips it, scripts/test.sh provides what it needs"
+         a plain `cargo test` skips it, and scripts/test.sh installs what it can and lists \
+         the rest as skipped"
     );
 }
 
@@ -101,9 +102,17 @@ pub fn e2e_cache() -> Option<PathBuf> {
     Some(base.join("ccsfs-e2e"))
 }
 
-/// An npm client: `$<env>`, else `name` on PATH, else the e2e cache's `node_modules/.bin`.
+/// An npm client: `$<env>` (which must be executable), else `name` on PATH, else the e2e
+/// cache's `node_modules/.bin`.
+#[track_caller]
 fn npm_client(env: &str, name: &str) -> Option<PathBuf> {
     if let Some(bin) = nonempty_env(env) {
+        if !executable(Path::new(&bin)) {
+            missing(
+                &format!("{env}={bin} as an executable"),
+                &format!("point {env} at the real {name}, or unset it"),
+            );
+        }
         return Some(PathBuf::from(bin));
     }
     if let Some(bin) = on_path(name) {
