@@ -14,7 +14,7 @@ use super::inodes::{Inode, Key, Role};
 use super::lookup::Change;
 use super::sys::{self, CallerCreds, SysResult};
 use super::{CcsFs, attr};
-use crate::routes::symlink_target_allowed;
+use crate::symlink_rule::symlink_target_allowed;
 
 /// The fields of one setattr request.
 pub struct AttrChanges {
