@@ -15,3 +15,4 @@ pub mod procs;
 pub mod routes;
 pub mod runfile;
 pub mod status;
+pub mod symlink_rule;

@@ -1,6 +1,5 @@
 //! The routing table: for each profile, which backing directory (or file) serves each
-//! top-level name of `<mount>/<profile>/`, plus the pure containment rule for symlink targets.
-//! Data only, no I/O.
+//! top-level name of `<mount>/<profile>/`. Data only, no I/O.
 //!
 //! Two kinds of names leave the instance:
 //! - the group store: `projects/` (and, with deeper continuity, the four continuity dirs) go to
@@ -13,7 +12,7 @@
 //! Credentials, `.claude.json` and every other name are never routed.
 
 use std::ffi::OsStr;
-use std::path::{Component, Path, PathBuf};
+use std::path::PathBuf;
 
 use crate::config::{ContinuityMode, Profile, SharedResources};
 use crate::layout::Layout;
@@ -139,57 +138,6 @@ pub fn lock_dir_profile(name: &OsStr) -> Option<&str> {
     name.to_str()?
         .strip_suffix(".lock")
         .filter(|p| !p.is_empty())
-}
-
-/// Whether a symlink created `depth` levels below its profile root may point at `target`.
-/// A relative target may not climb out of the profile (it would reach the mount root and from
-/// there another profile). An absolute target may point into `own` (the profile's own dir in
-/// the mount) but not into any `forbidden` tree (the instances dir and the rest of the mount),
-/// which would bypass the routing.
-pub fn symlink_target_allowed(
-    target: &Path,
-    depth: usize,
-    own: Option<&Path>,
-    forbidden: &[PathBuf],
-) -> bool {
-    if target.is_absolute() {
-        if own.is_some_and(|own| starts_with_lexically(target, own)) {
-            return true;
-        }
-        return !forbidden.iter().any(|f| starts_with_lexically(target, f));
-    }
-    let mut level = depth as isize;
-    for c in target.components() {
-        match c {
-            Component::ParentDir => level -= 1,
-            Component::Normal(_) => level += 1,
-            Component::CurDir => {}
-            Component::RootDir | Component::Prefix(_) => return false,
-        }
-        if level < 0 {
-            return false;
-        }
-    }
-    true
-}
-
-fn starts_with_lexically(path: &Path, prefix: &Path) -> bool {
-    let mut stack: Vec<&OsStr> = Vec::new();
-    for c in path.components() {
-        match c {
-            Component::ParentDir => {
-                stack.pop();
-            }
-            Component::Normal(n) => stack.push(n),
-            _ => {}
-        }
-    }
-    let normal: PathBuf = stack.iter().collect();
-    let prefix: PathBuf = prefix
-        .components()
-        .filter(|c| matches!(c, Component::Normal(_)))
-        .collect();
-    normal.starts_with(prefix)
 }
 
 #[cfg(test)]
@@ -338,88 +286,5 @@ mod tests {
         assert_eq!(lock_dir_profile(OsStr::new("work.lock")), Some("work"));
         assert_eq!(lock_dir_profile(OsStr::new(".lock")), None);
         assert_eq!(lock_dir_profile(OsStr::new("work")), None);
-    }
-
-    #[test]
-    fn relative_symlinks_may_not_climb_out_of_the_profile() {
-        let none: [PathBuf; 0] = [];
-        assert!(symlink_target_allowed(Path::new("a/b"), 0, None, &none));
-        assert!(symlink_target_allowed(Path::new("../x"), 1, None, &none));
-        assert!(!symlink_target_allowed(Path::new("../x"), 0, None, &none));
-        assert!(!symlink_target_allowed(
-            Path::new("../../other/.credentials.json"),
-            1,
-            None,
-            &none
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("a/../../x"),
-            0,
-            None,
-            &none
-        ));
-        assert!(symlink_target_allowed(
-            Path::new("./a/../b"),
-            0,
-            None,
-            &none
-        ));
-    }
-
-    #[test]
-    fn absolute_symlinks_may_not_point_into_instances_or_the_mount() {
-        let forbidden = [
-            PathBuf::from("/h/.ccs/instances"),
-            PathBuf::from("/h/.ccs/mnt"),
-        ];
-        let own = Some(Path::new("/h/.ccs/mnt/b"));
-        assert!(symlink_target_allowed(
-            Path::new("/tmp/x"),
-            0,
-            own,
-            &forbidden
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("/h/.ccs/instances/a/.credentials.json"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("/h/.ccs/instances/b/.credentials.json"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("/h/.ccs/mnt/a"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("/h/.ccs/mnt/b/../a/x"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(symlink_target_allowed(
-            Path::new("/h/.ccs/mnt/b/projects/x"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(!symlink_target_allowed(
-            Path::new("/h/.ccs/x/../instances/a"),
-            3,
-            own,
-            &forbidden
-        ));
-        assert!(symlink_target_allowed(
-            Path::new("/h/.ccs/instancesx"),
-            3,
-            own,
-            &forbidden
-        ));
     }
 }

@@ -1,8 +1,9 @@
 //! Credentials never cross profiles, on a real mount: each profile's `.credentials.json` is
 //! its own (also via `projects/..`), a `../.credentials.json` symlink in the shared projects
-//! resolves to the reader's own file, symlinks leading out of a profile are refused (EPERM),
-//! credentials cannot be hard-linked or renamed into the shared store (EXDEV), and they keep
-//! mode 0600 through Claude's write-tmp-then-rename pattern.
+//! (which each reader would follow to its own file) is refused, symlinks leading out of a
+//! profile are refused (EPERM), credentials cannot be hard-linked or renamed into the shared
+//! store (EXDEV), and they keep mode 0600 through Claude's write-tmp-then-rename pattern.
+//! `tests/symlink_escape.rs` has the rest of the symlink rule.
 
 mod common;
 #[path = "common/sys.rs"]
@@ -90,38 +91,49 @@ fn each_profile_sees_only_its_own_credentials() {
 }
 
 #[test]
-fn a_shared_symlink_to_credentials_resolves_to_the_readers_own() {
+fn a_shared_symlink_to_credentials_is_refused() {
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let _m = ccs.mount();
     let (work, personal) = (ccs.profile("work"), ccs.profile("personal"));
     write_private(&work.join(CREDS), &secret("work"));
     write_private(&personal.join(CREDS), &secret("personal"));
 
-    symlink("../.credentials.json", work.join("projects/creds")).expect("symlink in work/projects");
-    fs::create_dir(personal.join("projects/-p")).unwrap();
-    symlink(
-        "../../.credentials.json",
-        personal.join("projects/-p/creds"),
-    )
-    .expect("symlink in personal/projects/-p");
-
-    for link in ["projects/creds", "projects/-p/creds"] {
-        for p in ["work", "personal"] {
-            let path = ccs.profile(p).join(link);
-            assert_eq!(
-                fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())),
-                secret(p),
-                "{} must reach {p}'s own credentials",
-                path.display()
-            );
-        }
-    }
-    assert_eq!(
-        fs::read_link(personal.join("projects/creds")).unwrap(),
-        Path::new("../.credentials.json")
+    // Followed by each reader in its own profile, these would be every reader's credentials.
+    expect_errno(
+        symlink("../.credentials.json", work.join("projects/creds")),
+        libc::EPERM,
+        "symlink in work/projects",
     );
-    let backing = fs::read_link(ccs.group_projects("team").join("creds")).unwrap();
-    assert_eq!(backing, Path::new("../.credentials.json"));
+    fs::create_dir(personal.join("projects/-p")).unwrap();
+    expect_errno(
+        symlink(
+            "../../.credentials.json",
+            personal.join("projects/-p/creds"),
+        ),
+        libc::EPERM,
+        "symlink in personal/projects/-p",
+    );
+    assert_eq!(names(&ccs.group_projects("team")), sys::set(["-p"]));
+
+    // Planted in the store directly: refused to every reader.
+    symlink(
+        "../.credentials.json",
+        ccs.group_projects("team").join("creds"),
+    )
+    .unwrap();
+    for p in ["work", "personal"] {
+        let path = ccs.profile(p).join("projects/creds");
+        expect_errno(
+            fs::read(&path),
+            libc::EPERM,
+            &format!("read {}", path.display()),
+        );
+        expect_errno(
+            fs::read_link(&path),
+            libc::EPERM,
+            &format!("readlink {}", path.display()),
+        );
+    }
 }
 
 #[test]
@@ -170,6 +182,9 @@ fn symlinks_leading_out_of_the_profile_are_refused() {
         ),
         (work.join("a6"), mnt.join("personal")),
         (work.join("a7"), mnt.clone()),
+        // In the shared store, links that stay in the profile but leave the store.
+        (work.join("projects/ok"), "../.credentials.json".into()),
+        (work.join("projects/-p/ok"), "../../settings.json".into()),
     ];
     for (link, target) in &refused {
         expect_errno(
@@ -194,18 +209,23 @@ fn symlinks_leading_out_of_the_profile_are_refused() {
     );
     symlink(mnt.join("work/projects"), work.join("projects/-p/own-dir"))
         .expect("absolute symlink to work/projects");
-    // Relative links that stay inside the profile are fine.
-    symlink("../.credentials.json", work.join("projects/ok")).unwrap();
-    symlink("../../settings.json", work.join("projects/-p/ok")).unwrap();
+    // Relative links that stay inside a private part of the profile are fine.
+    fs::create_dir_all(work.join("d/e")).unwrap();
+    symlink("../.credentials.json", work.join("d/ok")).unwrap();
+    symlink("../../settings.json", work.join("d/e/ok")).unwrap();
+    assert_eq!(
+        fs::read_to_string(work.join("d/ok")).unwrap(),
+        secret("work")
+    );
 
     // Moving a symlink up so that it would lead out is refused too.
-    symlink("../../x", work.join("projects/-p/up")).unwrap();
+    symlink("../../x", work.join("d/e/up")).unwrap();
     expect_errno(
-        fs::rename(work.join("projects/-p/up"), work.join("projects/up")),
+        fs::rename(work.join("d/e/up"), work.join("d/up")),
         libc::EPERM,
-        "rename projects/-p/up (-> ../../x) to projects/up",
+        "rename d/e/up (-> ../../x) to d/up",
     );
-    assert!(fs::symlink_metadata(work.join("projects/-p/up")).is_ok());
+    assert!(fs::symlink_metadata(work.join("d/e/up")).is_ok());
 }
 
 #[test]
@@ -287,21 +307,18 @@ fn hard_linking_a_symlink_cannot_make_it_lead_out() {
     let (work, personal) = (ccs.profile("work"), ccs.profile("personal"));
     write_private(&work.join(CREDS), &secret("work"));
     write_private(&personal.join(CREDS), &secret("personal"));
-    fs::create_dir_all(work.join("projects/a/b")).unwrap();
+    fs::create_dir_all(work.join("a/b/c")).unwrap();
     // Three levels down this stays inside work (it names work/personal/.credentials.json).
-    symlink(
-        "../../../personal/.credentials.json",
-        work.join("projects/a/b/l"),
-    )
-    .expect("a deep symlink that stays inside the profile");
-    // Linked one level up, the same target would climb to the mount root.
-    let r = fs::hard_link(work.join("projects/a/b/l"), work.join("projects/a/l"));
+    symlink("../../../personal/.credentials.json", work.join("a/b/c/l"))
+        .expect("a deep symlink that stays inside the profile");
+    // Linked two levels up, the same target would climb to the mount root.
+    let r = fs::hard_link(work.join("a/b/c/l"), work.join("a/l"));
     if r.is_ok() {
-        let leaked = fs::read_to_string(work.join("projects/a/l")).ok();
+        let leaked = fs::read_to_string(work.join("a/l")).ok();
         assert_ne!(
             leaked.as_deref(),
             Some(secret("personal").as_str()),
-            "a hard link moved a symlink so that work/projects/a/l reads personal's credentials"
+            "a hard link moved a symlink so that work/a/l reads personal's credentials"
         );
         panic!("hard link of a symlink to a shallower dir was allowed (it now leads out)");
     }
@@ -315,20 +332,20 @@ fn moving_a_dir_cannot_make_a_symlink_inside_it_lead_out() {
     let (work, personal) = (ccs.profile("work"), ccs.profile("personal"));
     write_private(&work.join(CREDS), &secret("work"));
     write_private(&personal.join(CREDS), &secret("personal"));
-    fs::create_dir_all(work.join("projects/a/b")).unwrap();
-    symlink(
-        "../../../personal/.credentials.json",
-        work.join("projects/a/b/l"),
-    )
-    .expect("a deep symlink that stays inside the profile");
-    // Moving b up one level: its symlink would now climb to the mount root.
-    let r = fs::rename(work.join("projects/a/b"), work.join("projects/b"));
-    let leaked = fs::read_to_string(work.join("projects/b/l")).ok();
+    fs::create_dir_all(work.join("a/b/c")).unwrap();
+    symlink("../../../personal/.credentials.json", work.join("a/b/c/l"))
+        .expect("a deep symlink that stays inside the profile");
+    // Moving b/c up one level: its symlink would now climb to the mount root.
+    let r = fs::rename(work.join("a/b/c"), work.join("a/c"));
+    let leaked = fs::read_to_string(work.join("a/c/l")).ok();
     assert_ne!(
         leaked.as_deref(),
         Some(secret("personal").as_str()),
-        "after moving a dir (rename -> {r:?}), work/projects/b/l reads personal's credentials"
+        "after moving a dir (rename -> {r:?}), work/a/c/l reads personal's credentials"
     );
-    let via_personal = fs::read_to_string(personal.join("projects/b/l")).ok();
-    assert_ne!(via_personal.as_deref(), Some(secret("work").as_str()));
+    expect_errno(
+        fs::read_link(work.join("a/c/l")),
+        libc::EPERM,
+        "readlink a/c/l",
+    );
 }

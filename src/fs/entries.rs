@@ -14,7 +14,6 @@ use super::inodes::{Inode, Key, Role};
 use super::lookup::Change;
 use super::sys::{self, CallerCreds, SysResult};
 use super::{CcsFs, attr};
-use crate::routes::symlink_target_allowed;
 
 /// The fields of one setattr request.
 pub struct AttrChanges {
@@ -151,60 +150,33 @@ impl CcsFs {
         self.created(parent, name)
     }
 
-    /// Whether a symlink in the backing dir `dir` of `tree`, seen through `view`, may point at
-    /// `target` (see `routes::symlink_target_allowed`).
-    fn symlink_allowed_in(&self, tree: u32, view: u32, dir: &Path, target: &Path) -> bool {
-        let topo = self.topo();
-        let Some(t) = topo.trees.get(tree as usize) else {
-            return false;
-        };
-        let Ok(below) = dir.strip_prefix(&t.root) else {
-            return false;
-        };
-        let depth = t.depth + below.components().count();
-        let own = match view {
-            0 => None,
-            v => topo
-                .views
-                .get(v as usize - 1)
-                .map(|p| self.mount_abs.join(&p.dir)),
-        };
-        symlink_target_allowed(target, depth, own.as_deref(), &self.forbidden_symlink_roots)
-    }
-
-    /// Refuses to create (or move) a symlink that would lead out of its profile.
+    /// Refuses to create (or move) a symlink in `parent` whose target would lead where the
+    /// containment rule forbids (see `symlink_rule`): out of its shared store, or out of its
+    /// profile.
     fn check_symlink_target(&self, parent: &Inode, target: &Path) -> SysResult<()> {
         let here = sys::fd_path(parent.fd()?.as_fd())?;
-        if self.symlink_allowed_in(parent.tree, parent.key.view, &here, target) {
-            Ok(())
-        } else {
-            log::warn!("refused symlink to {target:?}: it would lead out of the profile");
-            Err(Errno::EPERM)
-        }
+        self.symlink_verdict(parent.tree, parent.key.view, &here, target)
+            .map_err(|why| {
+                log::warn!("refused symlink in {} to {target:?}: {why}", here.display());
+                Errno::EPERM
+            })
     }
 
-    /// readlink, with the containment rule applied again where the link is now and for the
-    /// profile reading it: a directory may have moved since the link was made, the link may
-    /// predate ccsfs, and an absolute link into "the own profile" means another profile when
-    /// read through a shared store.
+    /// readlink, with the containment rule applied again where the link is now, for the
+    /// profile reading it, and with what its target resolves to now: the link may have been
+    /// planted in the backing dir or made before ccsfs, a directory may have moved since, and
+    /// a dir on its path may since have become a symlink.
     pub(super) fn read_link(&self, inode: &Inode) -> SysResult<Vec<u8>> {
         let target = sys::readlink_fd(inode.fd()?.as_fd())?;
         let here = sys::fd_path(inode.fd()?.as_fd())?;
         let dir = here.parent().unwrap_or(&here);
-        if self.symlink_allowed_in(
-            inode.tree,
-            inode.key.view,
-            dir,
-            Path::new(OsStr::from_bytes(&target)),
-        ) {
-            Ok(target)
-        } else {
-            log::warn!(
-                "refused to follow {} -> {:?}: it leads out of the profile",
-                here.display(),
-                OsStr::from_bytes(&target)
-            );
-            Err(Errno::EPERM)
+        let written = Path::new(OsStr::from_bytes(&target));
+        match self.symlink_verdict(inode.tree, inode.key.view, dir, written) {
+            Ok(()) => Ok(target),
+            Err(why) => {
+                log::warn!("refused to follow {} -> {written:?}: {why}", here.display());
+                Err(Errno::EPERM)
+            }
         }
     }
 
@@ -405,7 +377,7 @@ impl CcsFs {
         }
     }
 
-    /// A symlink moved to another dir must still not lead out of its profile.
+    /// A symlink moved to another dir must still obey the containment rule there.
     fn check_moved_symlink(
         &self,
         from: &Inode,

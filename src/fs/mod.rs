@@ -11,6 +11,7 @@ mod inodes;
 mod live;
 mod lookup;
 mod passthrough;
+mod symlinks;
 pub(crate) mod sys;
 mod topology;
 mod transcripts;
