@@ -47,8 +47,16 @@ pub struct Walk {
 /// The tree a symlink lives in, as the rule sees it.
 #[derive(Clone, Copy, Debug)]
 pub enum Home<'a> {
-    /// Shared between profiles; `root` is its real path.
+    /// A group store, shared between profiles; `root` is its real path.
     Shared { root: &'a Path },
+    /// A shared resource dir (`commands/`, `skills/`, …, really in `~/.claude/`): as `Shared`
+    /// for relative targets, but an absolute target may also lead anywhere outside
+    /// `forbidden` (the CCS dir and the mount). It means the same to every reader, and
+    /// people keep their commands and skills in dotfiles repos.
+    SharedResource {
+        root: &'a Path,
+        forbidden: &'a [PathBuf],
+    },
     /// A profile's own tree: `own` is its instance (real path); `forbidden` the instances dir
     /// and the mount point.
     Private {
@@ -89,7 +97,7 @@ pub fn judge(home: Home, walk: &Walk) -> Result<(), Refusal> {
         return Err(Refusal::ThroughProc);
     }
     match home {
-        Home::Shared { root } => {
+        Home::Shared { root } | Home::SharedResource { root, .. } => {
             if walk
                 .steps
                 .iter()
@@ -100,8 +108,13 @@ pub fn judge(home: Home, walk: &Walk) -> Result<(), Refusal> {
             if walk.looped {
                 return Ok(());
             }
-            match walk.steps.last() {
-                Some(end) if end.at.starts_with(root) => Ok(()),
+            match (walk.steps.last(), home) {
+                (Some(end), _) if end.at.starts_with(root) => Ok(()),
+                (Some(end), Home::SharedResource { forbidden, .. })
+                    if !forbidden.iter().any(|f| end.at.starts_with(f)) =>
+                {
+                    Ok(())
+                }
                 _ => Err(Refusal::LeavesStore),
             }
         }
@@ -170,6 +183,51 @@ fn starts_with_lexically(path: &Path, prefix: &Path) -> bool {
         .filter(|c| matches!(c, Component::Normal(_)))
         .collect();
     normal.starts_with(prefix)
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::*;
+
+    fn walk(steps: &[(&str, bool)]) -> Walk {
+        Walk {
+            steps: steps
+                .iter()
+                .map(|(p, r)| Step {
+                    at: PathBuf::from(p),
+                    relative: *r,
+                })
+                .collect(),
+            through_proc: false,
+            looped: false,
+        }
+    }
+
+    #[test]
+    fn shared_resource_dirs_may_link_out_absolutely_but_not_into_ccs_or_relatively() {
+        let forbidden = [PathBuf::from("/h/.ccs"), PathBuf::from("/h/.ccs/mnt")];
+        let home = Home::SharedResource {
+            root: Path::new("/h/.claude/commands"),
+            forbidden: &forbidden,
+        };
+        let dotfiles = walk(&[("/h/.claude/commands", true), ("/h/dotfiles/x.md", false)]);
+        assert_eq!(judge(home, &dotfiles), Ok(()));
+        let store = Home::Shared {
+            root: Path::new("/h/.claude/commands"),
+        };
+        assert_eq!(judge(store, &dotfiles), Err(Refusal::LeavesStore));
+        let into_ccs = walk(&[
+            ("/h/.claude/commands", true),
+            ("/h/.ccs/instances/a/.credentials.json", false),
+        ]);
+        assert_eq!(judge(home, &into_ccs), Err(Refusal::LeavesStore));
+        let climbing = walk(&[
+            ("/h/.claude/commands", true),
+            ("/h/.ccs/instances/a", true),
+            ("/h/.ccs/instances/a/.credentials.json", true),
+        ]);
+        assert_eq!(judge(home, &climbing), Err(Refusal::LeavesStore));
+    }
 }
 
 #[cfg(test)]
@@ -295,7 +353,7 @@ mod tests {
             w.through_proc = true;
             assert_eq!(judge(home, &w), Err(Refusal::ThroughProc), "{home:?}");
             let inside = match home {
-                Home::Shared { root } => root,
+                Home::Shared { root } | Home::SharedResource { root, .. } => root,
                 Home::Private { own, .. } => own,
             };
             let mut w = Walk {

@@ -429,6 +429,23 @@ fn the_shared_resource_dirs_keep_their_links_inside() {
         refused_to_follow(&p.join("plugins/cache/km"));
     }
 
+    // An absolute link out of the CCS dir (a dotfiles repo) means the same to every reader:
+    // it works. One into an instance does not.
+    let dotfiles = ccs.tmp.path().join("dotfiles");
+    fs::create_dir_all(&dotfiles).unwrap();
+    fs::write(dotfiles.join("lint.md"), "# lint\n").unwrap();
+    symlink(dotfiles.join("lint.md"), claude.join("commands/lint.md")).unwrap();
+    for p in [&work, &personal] {
+        assert_eq!(
+            fs::read_to_string(p.join("commands/lint.md")).unwrap(),
+            "# lint\n"
+        );
+    }
+    refused_to_make(
+        ccs.instance("personal").join(CREDS).to_str().unwrap(),
+        &work.join("commands/abs.md"),
+    );
+
     // A link among the shared files works for everyone.
     symlink("review.md", work.join("commands/r.md")).expect("a link beside review.md");
     for p in [&work, &personal] {

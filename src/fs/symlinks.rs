@@ -75,7 +75,20 @@ impl CcsFs {
         }
         let walk = Walker::new(&topo, &self.mount_abs, view).walk(dir, target);
         let forbidden = [topo.trees[0].root.clone(), self.mount_abs.clone()];
+        // The CCS dir (the instances dir's parent) and the mount.
+        let resource_forbidden = [
+            topo.trees[0]
+                .root
+                .parent()
+                .unwrap_or(&topo.trees[0].root)
+                .to_path_buf(),
+            self.mount_abs.clone(),
+        ];
         let home = match (&instance, shared) {
+            (_, true) if t.group.is_none() => Home::SharedResource {
+                root: &t.root,
+                forbidden: &resource_forbidden,
+            },
             (_, true) => Home::Shared { root: &t.root },
             (Some(own), false) => Home::Private {
                 own,
