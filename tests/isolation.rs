@@ -10,26 +10,12 @@ mod common;
 mod sys;
 
 use std::fs;
-use std::io::Write;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, symlink};
-use std::path::Path;
+use std::os::unix::fs::{MetadataExt, symlink};
 
-use common::{Ccs, THREE_PROFILES};
+use common::{Ccs, THREE_PROFILES, write_private};
 use sys::{expect_errno, mode, names};
 
 const CREDS: &str = ".credentials.json";
-
-fn write_private(path: &Path, data: &str) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(data.as_bytes()).unwrap();
-    f.sync_all().unwrap();
-}
 
 fn secret(profile: &str) -> String {
     format!("{{\"claudeAiOauth\":{{\"accessToken\":\"secret-of-{profile}\"}}}}")

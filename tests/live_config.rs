@@ -14,16 +14,7 @@ use std::time::{Duration, Instant};
 
 use common::{Ccs, stdout, wait_until};
 
-const TWO: &str = "\
-version: 13
-accounts:
-  work:
-    context_mode: shared
-    context_group: team
-  personal:
-    context_mode: shared
-    context_group: team
-";
+const TWO: &str = common::TWO_IN_TEAM;
 
 /// The dirs the daemon says it serves (its status, from its run file).
 fn served(ccs: &Ccs) -> Vec<String> {

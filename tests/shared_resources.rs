@@ -9,7 +9,6 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -28,45 +27,9 @@ accounts:
     shared_resource_mode: profile-local
 ";
 
-/// Lays out `~/.claude` (in the test's temp dir) and CCS's links, as `ccs auth create` does.
+/// CCS's layout for work and personal; own keeps its own settings.json.
 fn ccs_layout(ccs: &Ccs) -> PathBuf {
-    let claude = ccs.tmp.path().join("home/.claude");
-    for d in [
-        "commands",
-        "skills",
-        "agents",
-        "plugins/cache",
-        "plugins/marketplaces",
-    ] {
-        fs::create_dir_all(claude.join(d)).unwrap();
-    }
-    fs::write(claude.join("settings.json"), "{}\n").unwrap();
-    fs::write(claude.join("plugins/installed_plugins.json"), "{\"v\":2}\n").unwrap();
-    fs::write(claude.join("plugins/known_marketplaces.json"), "{}\n").unwrap();
-    let shared = ccs.ccs.join("shared");
-    fs::create_dir_all(&shared).unwrap();
-    for name in ["commands", "skills", "agents", "plugins", "settings.json"] {
-        symlink(claude.join(name), shared.join(name)).unwrap();
-    }
-    for p in ["work", "personal"] {
-        let inst = ccs.instance(p);
-        fs::create_dir_all(inst.join("plugins")).unwrap();
-        for name in ["commands", "skills", "agents", "settings.json"] {
-            symlink(shared.join(name), inst.join(name)).unwrap();
-        }
-        for name in ["cache", "marketplaces", "installed_plugins.json"] {
-            symlink(
-                shared.join("plugins").join(name),
-                inst.join("plugins").join(name),
-            )
-            .unwrap();
-        }
-        fs::write(
-            inst.join("plugins/known_marketplaces.json"),
-            format!("{{\"of\":\"{p}\"}}\n"),
-        )
-        .unwrap();
-    }
+    let claude = common::ccs_shared_layout(ccs, &["work", "personal"]);
     fs::create_dir_all(ccs.instance("own")).unwrap();
     fs::write(ccs.instance("own").join("settings.json"), "{\"own\":1}\n").unwrap();
     claude

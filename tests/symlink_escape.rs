@@ -14,28 +14,17 @@ mod sys;
 
 use std::fs;
 use std::io::Write;
-use std::os::unix::fs::{OpenOptionsExt, symlink};
+use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use common::{Ccs, THREE_PROFILES};
+use common::{Ccs, THREE_PROFILES, write_private};
 use sys::expect_errno;
 
 const CREDS: &str = ".credentials.json";
 
 fn secret(profile: &str) -> String {
     format!("{{\"claudeAiOauth\":{{\"accessToken\":\"secret-of-{profile}\"}}}}")
-}
-
-fn write_private(path: &Path, data: &str) {
-    let mut f = fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
-    f.write_all(data.as_bytes()).unwrap();
 }
 
 /// A mount with work and personal (group `team`, work with deeper continuity) and solo, each
@@ -365,44 +354,17 @@ fn moving_a_link_to_where_it_would_lead_out_is_refused() {
     credentials_untouched(&ccs);
 }
 
-const WITH_RESOURCES: &str = "\
-version: 13
-accounts:
-  work:
-    context_mode: shared
-    context_group: team
-  personal:
-    context_mode: shared
-    context_group: team
-";
-
 /// `~/.claude` and CCS's `<ccs>/shared/<name>` links to it, as `ccs auth create` makes them.
 fn shared_resources(ccs: &Ccs) -> PathBuf {
-    let claude = ccs.tmp.path().join("home/.claude");
-    for d in ["commands", "plugins/cache"] {
-        fs::create_dir_all(claude.join(d)).unwrap();
-    }
+    let claude = common::ccs_shared_layout(ccs, &["work", "personal"]);
     fs::write(claude.join("commands/review.md"), "# review\n").unwrap();
     fs::write(claude.join(CREDS), secret("default claude")).unwrap();
-    let shared = ccs.ccs.join("shared");
-    fs::create_dir_all(&shared).unwrap();
-    for name in ["commands", "plugins"] {
-        symlink(claude.join(name), shared.join(name)).unwrap();
-    }
-    for p in ["work", "personal"] {
-        fs::create_dir_all(ccs.instance(p).join("plugins")).unwrap();
-        fs::write(
-            ccs.instance(p).join("plugins/known_marketplaces.json"),
-            format!("{{\"of\":\"{p}\"}}\n"),
-        )
-        .unwrap();
-    }
     claude
 }
 
 #[test]
 fn the_shared_resource_dirs_keep_their_links_inside() {
-    let ccs = Ccs::new(Some(WITH_RESOURCES));
+    let ccs = Ccs::new(Some(common::TWO_IN_TEAM));
     let claude = shared_resources(&ccs);
     let _m = ccs.mount();
     for p in ["work", "personal"] {

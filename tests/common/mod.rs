@@ -25,6 +25,80 @@ accounts:
     context_mode: isolated
 ";
 
+/// work and personal share group `team` (standard continuity).
+pub const TWO_IN_TEAM: &str = "\
+version: 13
+accounts:
+  work:
+    context_mode: shared
+    context_group: team
+  personal:
+    context_mode: shared
+    context_group: team
+";
+
+/// Lays out `~/.claude` (at `<tmp>/home/.claude`) and CCS's links to it as `ccs auth create`
+/// makes them: `<ccs>/shared/<name>` -> `~/.claude/<name>` for commands, skills, agents,
+/// plugins and settings.json; in each of `profiles`' instances, links to `<ccs>/shared/<name>`,
+/// and a real `plugins/` dir whose cache, marketplaces and installed_plugins.json link to the
+/// shared ones while `known_marketplaces.json` is the instance's own (`{"of":"<profile>"}`).
+pub fn ccs_shared_layout(ccs: &Ccs, profiles: &[&str]) -> PathBuf {
+    use std::os::unix::fs::symlink;
+    let claude = ccs.tmp.path().join("home/.claude");
+    for d in [
+        "commands",
+        "skills",
+        "agents",
+        "plugins/cache",
+        "plugins/marketplaces",
+    ] {
+        std::fs::create_dir_all(claude.join(d)).unwrap();
+    }
+    std::fs::write(claude.join("settings.json"), "{}\n").unwrap();
+    std::fs::write(claude.join("plugins/installed_plugins.json"), "{\"v\":2}\n").unwrap();
+    std::fs::write(claude.join("plugins/known_marketplaces.json"), "{}\n").unwrap();
+    let shared = ccs.ccs.join("shared");
+    std::fs::create_dir_all(&shared).unwrap();
+    for name in ["commands", "skills", "agents", "plugins", "settings.json"] {
+        symlink(claude.join(name), shared.join(name)).unwrap();
+    }
+    for p in profiles {
+        let inst = ccs.instance(p);
+        std::fs::create_dir_all(inst.join("plugins")).unwrap();
+        for name in ["commands", "skills", "agents", "settings.json"] {
+            symlink(shared.join(name), inst.join(name)).unwrap();
+        }
+        for name in ["cache", "marketplaces", "installed_plugins.json"] {
+            symlink(
+                shared.join("plugins").join(name),
+                inst.join("plugins").join(name),
+            )
+            .unwrap();
+        }
+        std::fs::write(
+            inst.join("plugins/known_marketplaces.json"),
+            format!("{{\"of\":\"{p}\"}}\n"),
+        )
+        .unwrap();
+    }
+    claude
+}
+
+/// Writes a 0600 file (as Claude writes credentials) and syncs it.
+pub fn write_private(path: &Path, data: &str) {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)
+        .unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.write_all(data.as_bytes()).unwrap();
+    f.sync_all().unwrap();
+}
+
 /// The binary under test: `CCSFS_BIN` when set (the unprivileged run copies it somewhere any
 /// user can execute), else the one cargo built.
 pub fn bin() -> String {
