@@ -6,7 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -102,7 +102,7 @@ impl CcsFs {
                 let mut buf = vec![0u8; DENTS_BUF];
                 let mut off = offset;
                 loop {
-                    let batch = sys::getdents_from(fd.as_raw_fd(), off, &mut buf)?;
+                    let batch = sys::getdents_from(fd.as_fd(), off, &mut buf)?;
                     if batch.is_empty() {
                         return Ok(());
                     }
@@ -274,7 +274,7 @@ impl CcsFs {
                 let mut buf = vec![0u8; DENTS_BUF];
                 let mut off = 0;
                 loop {
-                    let batch = sys::getdents_from(fd.as_raw_fd(), off, &mut buf)?;
+                    let batch = sys::getdents_from(fd.as_fd(), off, &mut buf)?;
                     if batch.is_empty() {
                         break;
                     }

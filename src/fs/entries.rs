@@ -83,7 +83,7 @@ impl CcsFs {
         }
         if let Some(size) = c.size {
             match c.fh {
-                Some(fh) => sys::ftruncate(self.files.fd(fh)?, size)?,
+                Some(fh) => sys::ftruncate(self.files.get(fh)?.fd()?, size)?,
                 None => sys::truncate_path(fd, size)?,
             }
         }

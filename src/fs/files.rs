@@ -1,9 +1,9 @@
-//! Opening files: `open` and `create` hand out the backing fd itself as the FUSE file handle,
-//! so read, write, fsync, lseek, fallocate and copy_file_range are one syscall on it; a
-//! passed-through re-open gets a token instead (see `handles`).
+//! Opening files: `open` and `create` open the backing file and hand out a handle that owns
+//! it, so read, write, fsync, lseek, fallocate and copy_file_range are one syscall on its fd;
+//! a passed-through re-open gets a handle that opens an fd only if needed (see `handles`).
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, IntoRawFd};
+use std::os::fd::AsFd;
 use std::sync::Arc;
 
 use fuser::{Errno, FileAttr, FopenFlags, Request};
@@ -46,7 +46,7 @@ impl CcsFs {
             if r.shared {
                 self.shared_file_replaced(parent, name);
             }
-            let fh = file.into_raw_fd() as u64;
+            let fh = self.files.opened(file);
             let cache = self.cache_flags(&inode, flags);
             return Ok((inode, attr, fh, cache));
         }
@@ -66,7 +66,7 @@ impl CcsFs {
             Role::Plain,
             Some((parent.clone(), name.to_os_string())),
         )?;
-        let fh = file.into_raw_fd() as u64;
+        let fh = self.files.opened(file);
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }
@@ -134,12 +134,16 @@ impl CcsFs {
             self.files
                 .deferred(inode.clone(), flags & !STRIPPED_OPEN_FLAGS)
         } else {
-            sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?.into_raw_fd() as u64
+            let file = sys::reopen(inode.fd()?.as_fd(), flags & !STRIPPED_OPEN_FLAGS)?;
+            // KILLPRIV_V2: an O_TRUNC open by a user drops set-id bits (see `kills_setid`).
+            if flags & libc::O_TRUNC != 0
+                && req.uid() != 0
+                && sys::drop_setid_fd(file.as_fd()).is_ok()
+            {
+                self.coherence.attrs_changed(inode.id);
+            }
+            self.files.opened(file)
         };
-        // KILLPRIV_V2: an O_TRUNC open by a user drops set-id bits (see `kills_setid`).
-        if flags & libc::O_TRUNC != 0 && req.uid() != 0 && sys::drop_setid_fd(fh as i32).is_ok() {
-            self.coherence.attrs_changed(inode.id);
-        }
         if let Some((dev, ino)) = claimed {
             self.locks.opened(fh, dev, ino);
         }

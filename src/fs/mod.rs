@@ -245,8 +245,8 @@ impl CcsFs {
         if !self.passthrough.enabled() || inode.kind != libc::S_IFREG {
             return None;
         }
-        self.passthrough
-            .attach(inode, || self.files.fd(fh), open_backing)
+        let handle = self.files.get(fh).ok()?;
+        self.passthrough.attach(inode, || handle.fd(), open_backing)
     }
 
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
@@ -363,13 +363,10 @@ impl Filesystem for CcsFs {
         // An open file answers through its handle (it may have no name left; a node whose name
         // went away keeps a pinned fd, which answers for a handle without an fd of its own).
         // The kernel sends a handle only for regular files.
-        let r = match fh {
-            Some(fh) if !Handles::is_token(fh.0) => {
-                // SAFETY: `fh` is an fd this daemon opened for that file and closes at release.
-                sys::fstat(unsafe { std::os::fd::BorrowedFd::borrow_raw(fh.0 as i32) })
-                    .map(|st| attr::to_attr(&st, ino.0))
-            }
-            _ => self.inode(ino).and_then(|i| self.attr_of(&i)),
+        let handle = fh.and_then(|fh| self.files.get(fh.0).ok());
+        let r = match handle.as_ref().and_then(|h| h.opened_fd()) {
+            Some(fd) => sys::fstat(fd).map(|st| attr::to_attr(&st, ino.0)),
+            None => self.inode(ino).and_then(|i| self.attr_of(&i)),
         };
         reply_attr(reply, r);
     }
@@ -543,8 +540,8 @@ impl Filesystem for CcsFs {
     ) {
         match self
             .files
-            .fd(fh.0)
-            .and_then(|fd| sys::pread(fd, size as usize, offset))
+            .get(fh.0)
+            .and_then(|h| sys::pread(h.fd()?, size as usize, offset))
         {
             Ok(data) => reply.data(&data),
             Err(e) => reply.error(e),
@@ -565,7 +562,11 @@ impl Filesystem for CcsFs {
     ) {
         // KILLPRIV_V2: the writer lacks CAP_FSETID and the file is set-id; the kernel has not
         // changed its cached mode, so tell it.
-        let fd = match self.files.fd(fh.0) {
+        let handle = match self.files.get(fh.0) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
+        };
+        let fd = match handle.fd() {
             Ok(fd) => fd,
             Err(e) => return reply.error(e),
         };
@@ -627,7 +628,9 @@ impl Filesystem for CcsFs {
     ) {
         reply_empty(
             reply,
-            self.files.fd(fh.0).and_then(|fd| sys::fsync(fd, datasync)),
+            self.files
+                .get(fh.0)
+                .and_then(|h| sys::fsync(h.fd()?, datasync)),
         );
     }
 
@@ -688,7 +691,7 @@ impl Filesystem for CcsFs {
     ) {
         let r = self.inode(ino).and_then(|i| {
             let fd = sys::open_dir(i.fd()?.as_fd())?;
-            sys::fsync(std::os::fd::AsRawFd::as_raw_fd(&fd), datasync)
+            sys::fsync(fd.as_fd(), datasync)
         });
         reply_empty(reply, r);
     }
@@ -798,8 +801,8 @@ impl Filesystem for CcsFs {
     ) {
         let r = self
             .files
-            .fd(fh.0)
-            .and_then(|fd| sys::fallocate(fd, mode, offset, length));
+            .get(fh.0)
+            .and_then(|h| sys::fallocate(h.fd()?, mode, offset, length));
         if let (Ok(()), Ok(i)) = (&r, self.inode(ino)) {
             self.touched(&i, true);
         }
@@ -817,8 +820,8 @@ impl Filesystem for CcsFs {
     ) {
         match self
             .files
-            .fd(fh.0)
-            .and_then(|fd| sys::lseek(fd, offset, whence))
+            .get(fh.0)
+            .and_then(|h| sys::lseek(h.fd()?, offset, whence))
         {
             Ok(o) => reply.offset(o),
             Err(e) => reply.error(e),
@@ -838,11 +841,13 @@ impl Filesystem for CcsFs {
         _flags: CopyFileRangeFlags,
         reply: ReplyWrite,
     ) {
-        let fds = self
+        let handles = self
             .files
-            .fd(fh_in.0)
-            .and_then(|i| Ok((i, self.files.fd(fh_out.0)?)));
-        match fds.and_then(|(i, o)| sys::copy_file_range(i, offset_in, o, offset_out, len)) {
+            .get(fh_in.0)
+            .and_then(|i| Ok((i, self.files.get(fh_out.0)?)));
+        let copied = handles
+            .and_then(|(i, o)| sys::copy_file_range(i.fd()?, offset_in, o.fd()?, offset_out, len));
+        match copied {
             Ok(n) => {
                 if let Ok(i) = self.inode(ino_out) {
                     self.touched(&i, true);

@@ -40,20 +40,19 @@ impl Passthrough {
     /// The backing id for a new open of `inode` (made with `open_backing` on the open's fd
     /// when the inode has none yet). On failure passthrough is switched off for the rest of the
     /// session and the caller answers without it.
-    pub fn attach(
+    pub fn attach<'a>(
         &self,
         inode: &Inode,
-        fd: impl FnOnce() -> Result<i32, fuser::Errno>,
+        fd: impl FnOnce() -> Result<BorrowedFd<'a>, fuser::Errno>,
         open_backing: impl FnOnce(BorrowedFd) -> std::io::Result<BackingId>,
     ) -> Option<Arc<BackingId>> {
         let id = {
             let mut slot = inode.backing.lock();
             match slot.as_ref() {
                 Some(id) => id.clone(),
-                // SAFETY: the open's own fd, open until its release.
                 None => match fd()
                     .map_err(|e| std::io::Error::from_raw_os_error(e.code()))
-                    .and_then(|fd| open_backing(unsafe { BorrowedFd::borrow_raw(fd) }))
+                    .and_then(open_backing)
                 {
                     Ok(id) => {
                         let id = Arc::new(id);

@@ -256,12 +256,11 @@ pub fn without_setid(mode: u32) -> Option<u32> {
 }
 
 /// Drops the set-id bits of the open file `fd`; Err(ENOENT) when there were none to drop.
-pub fn drop_setid_fd(fd: RawFd) -> SysResult<()> {
-    // SAFETY: `fd` stays open for the duration of the call.
-    let st = fstat(unsafe { BorrowedFd::borrow_raw(fd) })?;
+pub fn drop_setid_fd(fd: BorrowedFd) -> SysResult<()> {
+    let st = fstat(fd)?;
     match without_setid(st.st_mode) {
         // SAFETY: plain syscall on an open fd.
-        Some(m) => check(unsafe { libc::fchmod(fd, m) }).map(drop),
+        Some(m) => check(unsafe { libc::fchmod(fd.as_raw_fd(), m) }).map(drop),
         None => Err(Errno::ENOENT),
     }
 }
@@ -274,9 +273,9 @@ pub fn drop_setid_path(fd: BorrowedFd) -> SysResult<()> {
     }
 }
 
-pub fn ftruncate(fd: RawFd, size: u64) -> SysResult<()> {
+pub fn ftruncate(fd: BorrowedFd, size: u64) -> SysResult<()> {
     // SAFETY: plain syscall on an fd the caller owns.
-    check(unsafe { libc::ftruncate(fd, size as libc::off_t) }).map(drop)
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) }).map(drop)
 }
 
 /// Sets times on the file behind an O_PATH fd; `None` leaves a time as it is (UTIME_OMIT).
@@ -286,10 +285,17 @@ pub fn utimens_fd(fd: BorrowedFd, times: [libc::timespec; 2]) -> SysResult<()> {
     check(unsafe { libc::utimensat(libc::AT_FDCWD, p.as_ptr(), times.as_ptr(), 0) }).map(drop)
 }
 
-pub fn pread(fd: RawFd, size: usize, offset: u64) -> SysResult<Vec<u8>> {
+pub fn pread(fd: BorrowedFd, size: usize, offset: u64) -> SysResult<Vec<u8>> {
     let mut buf = Vec::<u8>::with_capacity(size);
     // SAFETY: the buffer has `size` bytes of capacity; only the bytes read are exposed.
-    let n = unsafe { libc::pread(fd, buf.as_mut_ptr().cast(), size, offset as libc::off_t) };
+    let n = unsafe {
+        libc::pread(
+            fd.as_raw_fd(),
+            buf.as_mut_ptr().cast(),
+            size,
+            offset as libc::off_t,
+        )
+    };
     if n < 0 {
         return Err(errno());
     }
@@ -298,51 +304,70 @@ pub fn pread(fd: RawFd, size: usize, offset: u64) -> SysResult<Vec<u8>> {
     Ok(buf)
 }
 
-pub fn pwrite(fd: RawFd, data: &[u8], offset: u64) -> SysResult<usize> {
+pub fn pwrite(fd: BorrowedFd, data: &[u8], offset: u64) -> SysResult<usize> {
     // SAFETY: the slice is valid for its length.
-    let n = unsafe { libc::pwrite(fd, data.as_ptr().cast(), data.len(), offset as libc::off_t) };
+    let n = unsafe {
+        libc::pwrite(
+            fd.as_raw_fd(),
+            data.as_ptr().cast(),
+            data.len(),
+            offset as libc::off_t,
+        )
+    };
     if n < 0 { Err(errno()) } else { Ok(n as usize) }
 }
 
-pub fn fsync(fd: RawFd, datasync: bool) -> SysResult<()> {
+pub fn fsync(fd: BorrowedFd, datasync: bool) -> SysResult<()> {
     // SAFETY: plain syscalls on an fd the caller owns.
     check(unsafe {
         if datasync {
-            libc::fdatasync(fd)
+            libc::fdatasync(fd.as_raw_fd())
         } else {
-            libc::fsync(fd)
+            libc::fsync(fd.as_raw_fd())
         }
     })
     .map(drop)
 }
 
-pub fn close(fd: RawFd) {
-    // SAFETY: the caller hands over an fd it owns and never uses again.
-    drop(unsafe { OwnedFd::from_raw_fd(fd) });
-}
-
-pub fn lseek(fd: RawFd, offset: i64, whence: i32) -> SysResult<i64> {
+pub fn lseek(fd: BorrowedFd, offset: i64, whence: i32) -> SysResult<i64> {
     // SAFETY: plain syscall.
-    let r = unsafe { libc::lseek(fd, offset, whence) };
+    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
     if r < 0 { Err(errno()) } else { Ok(r) }
 }
 
-pub fn fallocate(fd: RawFd, mode: i32, offset: u64, len: u64) -> SysResult<()> {
+pub fn fallocate(fd: BorrowedFd, mode: i32, offset: u64, len: u64) -> SysResult<()> {
     // SAFETY: plain syscall.
-    check(unsafe { libc::fallocate(fd, mode, offset as libc::off_t, len as libc::off_t) }).map(drop)
+    check(unsafe {
+        libc::fallocate(
+            fd.as_raw_fd(),
+            mode,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    })
+    .map(drop)
 }
 
 pub fn copy_file_range(
-    fd_in: RawFd,
+    fd_in: BorrowedFd,
     off_in: u64,
-    fd_out: RawFd,
+    fd_out: BorrowedFd,
     off_out: u64,
     len: u64,
 ) -> SysResult<usize> {
     let mut i = off_in as libc::loff_t;
     let mut o = off_out as libc::loff_t;
     // SAFETY: offsets point at valid locals.
-    let r = unsafe { libc::copy_file_range(fd_in, &mut i, fd_out, &mut o, len as usize, 0) };
+    let r = unsafe {
+        libc::copy_file_range(
+            fd_in.as_raw_fd(),
+            &mut i,
+            fd_out.as_raw_fd(),
+            &mut o,
+            len as usize,
+            0,
+        )
+    };
     if r < 0 { Err(errno()) } else { Ok(r as usize) }
 }
 
@@ -429,10 +454,17 @@ pub struct RawDirent {
 }
 
 /// Reads one batch of entries starting at `offset` (a cookie from an earlier entry, or 0).
-pub fn getdents_from(fd: RawFd, offset: u64, buf: &mut [u8]) -> SysResult<Vec<RawDirent>> {
+pub fn getdents_from(fd: BorrowedFd, offset: u64, buf: &mut [u8]) -> SysResult<Vec<RawDirent>> {
     lseek(fd, offset as i64, libc::SEEK_SET)?;
     // SAFETY: buffer valid for its length.
-    let n = unsafe { libc::syscall(libc::SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) };
+    let n = unsafe {
+        libc::syscall(
+            libc::SYS_getdents64,
+            fd.as_raw_fd(),
+            buf.as_mut_ptr(),
+            buf.len(),
+        )
+    };
     if n < 0 {
         return Err(errno());
     }

@@ -3,7 +3,7 @@
 //! create, unlink, rename and truncate must check. The rule itself is `crate::locks`.
 
 use std::ffi::OsStr;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -241,9 +241,9 @@ fn repair_torn_tail(path_fd: BorrowedFd, name: &str) {
     if st.st_size <= 0 {
         return;
     }
-    let last = sys::pread(f.as_raw_fd(), 1, st.st_size as u64 - 1);
+    let last = sys::pread(f.as_fd(), 1, st.st_size as u64 - 1);
     if last.is_ok_and(|b| b.first() != Some(&b'\n'))
-        && sys::pwrite(f.as_raw_fd(), b"\n", st.st_size as u64).is_ok()
+        && sys::pwrite(f.as_fd(), b"\n", st.st_size as u64).is_ok()
     {
         log::warn!("{name}: the last writer stopped mid-record; ended the fragment with a newline");
     }
