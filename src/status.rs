@@ -266,11 +266,14 @@ pub fn render(st: &Status) -> String {
         let _ = writeln!(s, "locks:");
     }
     for l in &st.locks {
-        let state = if l.live {
-            ""
+        let mut state = if l.live {
+            String::new()
         } else {
-            " (owner gone: the next writer takes over)"
+            " (owner gone: the next writer takes over)".to_string()
         };
+        if l.deleted {
+            state.push_str(" (file removed while open)");
+        }
         let _ = writeln!(
             s,
             "  {}/{}  profile {}, pid {} on {}, {}s{state}",

@@ -8,6 +8,9 @@
 //!   for the idle limit (when one is set). Only the daemon that granted the lock knows the
 //!   owner's open handles, so only its activity report can make an owner lapse.
 //! - Another host: held until the owning daemon's lease runs out; then the requester takes over.
+//!
+//! A record names its file by identity (`FileId`), never by path: the path it keeps is only
+//! for people.
 
 use std::time::Duration;
 
@@ -20,10 +23,33 @@ pub struct HostId {
     pub boot_id: String,
 }
 
+/// A file's identity in its store: its inode number and, where the filesystem keeps one, its
+/// birth time in nanoseconds (so that a reused inode number is another file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub ino: u64,
+    pub btime: Option<u64>,
+}
+
+impl FileId {
+    /// Whether a record made for `self` speaks of `other`: the same inode number, born at the
+    /// same time when both birth times are known.
+    pub fn same_file(&self, other: &FileId) -> bool {
+        self.ino == other.ino
+            && match (self.btime, other.btime) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 /// What a lock file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The transcript, relative to its group dir (e.g. `projects/-home-me-app/<sid>.jsonl`).
+    /// The locked file.
+    pub file: FileId,
+    /// Where the file was when it was locked, relative to its group dir, escaped to one line
+    /// (see `locks::text`). For people only: the file may have moved since.
     pub path: String,
     pub host: HostId,
     pub owner: ProcId,
@@ -32,8 +58,8 @@ pub struct Record {
     pub since: u64,
     /// Unix seconds until which the owning daemon vouches for it (renewed while held).
     pub lease_until: u64,
-    /// The pid of the daemon that granted it (only that daemon knows the owner's handles).
-    pub daemon: u32,
+    /// The daemon that granted it: only that daemon knows the owner's open handles.
+    pub daemon: ProcId,
 }
 
 /// How busy the owner has been, as far as this daemon knows.
@@ -106,15 +132,21 @@ mod tests {
 
     fn record(h: HostId, pid: u32, start: u64, lease_until: u64) -> Record {
         Record {
+            file: FileId {
+                ino: 7,
+                btime: Some(1),
+            },
             path: "projects/p/s.jsonl".into(),
             host: h,
             owner: ProcId { pid, start },
             profile: "work".into(),
             since: 100,
             lease_until,
-            daemon: 1,
+            daemon: DAEMON,
         }
     }
+
+    const DAEMON: ProcId = ProcId { pid: 1, start: 1 };
 
     const BUSY: Option<Activity> = Some(Activity {
         open_writers: 1,
@@ -168,6 +200,22 @@ mod tests {
     }
 
     #[test]
+    fn a_reused_inode_number_is_another_file() {
+        let a = FileId {
+            ino: 5,
+            btime: Some(100),
+        };
+        assert!(a.same_file(&a));
+        assert!(!a.same_file(&FileId {
+            btime: Some(101),
+            ..a
+        }));
+        assert!(!a.same_file(&FileId { ino: 6, ..a }));
+        // Without a birth time (a filesystem that keeps none), the number decides.
+        assert!(a.same_file(&FileId { btime: None, ..a }));
+    }
+
+    #[test]
     fn a_reused_pid_is_not_the_owner() {
         let h = host("a");
         let r = record(h.clone(), 10, 5, u64::MAX);
@@ -176,7 +224,7 @@ mod tests {
         let newcomer = ProcId { pid: 10, start: 77 };
         let alive = |p: ProcId| p == newcomer;
         assert_eq!(
-            judge(&h, None).judge(Some(&r), newcomer, alive, BUSY),
+            judge(&h, None).judge(Some(&r), newcomer, alive, IDLE),
             Verdict::Free
         );
     }

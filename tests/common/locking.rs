@@ -220,14 +220,23 @@ pub fn assert_jsonl(text: &str, what: &str) {
     }
 }
 
+/// `ccsfs mount MNT EXTRA…`, plus the arguments in `CCSFS_TEST_MOUNT_ARGS` (e.g.
+/// `--no-passthrough --fd-budget 0`: the data path an unprivileged user gets, with every node
+/// re-opened by name).
+pub fn mount_at(ccs: &Ccs, mnt: &Path, extra: &[&str]) -> Output {
+    let env = std::env::var("CCSFS_TEST_MOUNT_ARGS").unwrap_or_default();
+    let mut args = vec!["mount", s(mnt)];
+    args.extend_from_slice(extra);
+    args.extend(env.split_whitespace());
+    ccs.cli(&args)
+}
+
 /// A three-profile CCS dir, mounted with `extra` mount flags (wrap it in `mounted` at once),
 /// and a scratch dir beside it.
 pub fn setup(extra: &[&str]) -> (Ccs, PathBuf) {
     let ccs = Ccs::new(Some(THREE_PROFILES));
     let mnt = ccs.mnt.clone();
-    let mut args = vec!["mount", s(&mnt)];
-    args.extend_from_slice(extra);
-    let out = ccs.cli(&args);
+    let out = mount_at(&ccs, &mnt, extra);
     assert!(out.status.success(), "mount failed: {}", stderr(&out));
     let tmp = ccs.tmp.path().to_path_buf();
     (ccs, tmp)
@@ -255,9 +264,7 @@ impl Drop for Second<'_> {
 pub fn second_mount<'a>(ccs: &'a Ccs, extra: &[&str]) -> Second<'a> {
     let mnt2 = ccs.tmp.path().join("mnt2");
     fs::create_dir(&mnt2).unwrap();
-    let mut args = vec!["mount", s(&mnt2)];
-    args.extend_from_slice(extra);
-    let out = ccs.cli(&args);
+    let out = mount_at(ccs, &mnt2, extra);
     assert_ok(&out, "second mount");
     Second(ccs, mnt2)
 }
