@@ -266,10 +266,10 @@ pub fn render(st: &Status) -> String {
         let _ = writeln!(s, "locks:");
     }
     for l in &st.locks {
-        let mut state = if l.live {
-            String::new()
-        } else {
-            " (owner gone: the next writer takes over)".to_string()
+        let mut state = match (l.live, l.orphaned) {
+            (true, false) => String::new(),
+            (true, true) => " (owner exited; a write handle it opened is still open)".into(),
+            (false, _) => " (owner gone: the next writer takes over)".into(),
         };
         if l.deleted {
             state.push_str(" (file removed while open)");

@@ -3,7 +3,8 @@
 //! was first met under. A hard link, a renamed parent dir or a rename of the file itself lead
 //! to the same lock; a file name cannot forge a lock record (newlines) or share one with
 //! another name (non-UTF-8 bytes); a create is never refused for another file's lock and
-//! leaves nothing behind when its lock cannot be taken.
+//! leaves nothing behind when its lock cannot be taken; and a write handle the owner opened
+//! keeps the lock after the owner exits, while a forked child still writes through it.
 
 mod common;
 #[path = "common/locking.rs"]
@@ -16,8 +17,9 @@ use std::fs;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::process::Command;
+use std::time::Duration;
 
-use common::{Ccs, stderr};
+use common::{Ccs, process_gone, stderr, wait_until};
 use locking::*;
 use serde_json::Value;
 use sys::expect_errno;
@@ -307,6 +309,114 @@ fn a_create_that_cannot_be_locked_leaves_no_file() {
     fs::remove_file(group.join(".ccsfs/locks")).unwrap();
     append(&f, "{\"a\":1}\n").expect("with the lock dir back");
     assert_eq!(read(&f), "{\"a\":1}\n");
+}
+
+/// Kills a process on drop (the forked child of the fork test), unless it is gone already.
+struct KillOnDrop(Option<i32>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(pid) = self.0.take() {
+            // SAFETY: plain kill(2) of a pid this test started.
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+/// Break 5: the owner opens the transcript O_APPEND, forks and exits; its child writes on
+/// through the inherited handle. The lock is not free while that handle is open: another
+/// profile's write-open is EBUSY (through either daemon) until the child closes it, and the
+/// records never interleave.
+#[test]
+fn a_forked_child_keeps_the_lock_while_the_inherited_handle_is_open() {
+    let (ccs, tmp) = setup(&["--lock-lease", "3"]);
+    let _m = mounted(&ccs);
+    let m2 = second_mount(&ccs, &["--lock-lease", "3"]);
+    let f = ccs.profile("work").join("projects/p/s.jsonl");
+    let (child_pid, child_ready, stop) = (
+        tmp.join("child-pid"),
+        tmp.join("child-ready"),
+        tmp.join("stop"),
+    );
+    let script = r#"exec 3>>"$F" || exit 3
+printf '%s\n' '{"parent":1}' >&3 || exit 4
+(
+  echo "$BASHPID" > "$CHILD_PID"
+  n=0
+  while [ ! -e "$STOP" ] && [ $n -lt 600 ]; do
+    printf '%s\n' "{\"child\":$n}" >&3 || exit 4
+    [ $n = 0 ] && : > "$CHILD_READY"
+    n=$((n+1))
+    sleep 0.02
+  done
+) </dev/null >/dev/null 2>&1 &
+exit 0"#;
+    let parent = Kid::bash(
+        "forking owner",
+        script,
+        &[
+            ("F", f.to_str().unwrap()),
+            ("CHILD_PID", child_pid.to_str().unwrap()),
+            ("CHILD_READY", child_ready.to_str().unwrap()),
+            ("STOP", stop.to_str().unwrap()),
+        ],
+    );
+    let parent_pid = parent.pid();
+    assert_ok(&parent.finish(), "the owner forks and exits");
+    assert!(
+        wait_until(Duration::from_secs(10), || child_ready.exists()),
+        "the child never wrote"
+    );
+    let pid: i32 = fs::read_to_string(&child_pid)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    let _kill = KillOnDrop(Some(pid));
+    assert!(process_gone(parent_pid as i32), "the owner has exited");
+    // Past a lease renewal (every second with --lock-lease 3), which drops exited owners.
+    std::thread::sleep(Duration::from_millis(1500));
+    let personal = ccs.profile("personal").join("projects/p/s.jsonl");
+    assert_busy(
+        &child_append(&personal, "{\"intruder\":1}\n").1,
+        "personal while the owner's child writes through its handle",
+    );
+    expect_errno(
+        append(&personal, "{\"intruder\":2}\n"),
+        EBUSY,
+        "this process through personal",
+    );
+    expect_errno(
+        append(
+            &m2.1.join("personal/projects/p/s.jsonl"),
+            "{\"intruder\":3}\n",
+        ),
+        EBUSY,
+        "through the second daemon",
+    );
+    let locks = status_locks(&ccs);
+    assert_eq!(locks.len(), 1, "{locks:?}");
+    assert_eq!(locks[0]["pid"], parent_pid);
+    assert_eq!(locks[0]["live"], true, "held by its open handle: {locks:?}");
+
+    fs::write(&stop, "").unwrap();
+    assert!(
+        wait_until(Duration::from_secs(10), || process_gone(pid)),
+        "the child did not stop"
+    );
+    append(&personal, "{\"next\":1}\n").expect("once the child closed the handle");
+    let text = read(&f);
+    assert_jsonl(&text, "transcript");
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "{\"parent\":1}");
+    assert_eq!(*lines.last().unwrap(), "{\"next\":1}");
+    for (i, l) in lines[1..lines.len() - 1].iter().enumerate() {
+        assert_eq!(
+            *l,
+            format!("{{\"child\":{i}}}"),
+            "only the child's records between"
+        );
+    }
 }
 
 #[test]

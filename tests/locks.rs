@@ -247,15 +247,28 @@ fn kill9_of_the_owner_then_an_immediate_takeover() {
     assert_busy(&out, "while the owner lives");
     h.kill9();
     // No sleep: the owner has been reaped, so its lock is free now.
-    let (taker, out) = child_append(&personal, "{\"b\":2}\n");
+    let (_, out) = child_append(&personal, "{\"b\":2}\n");
     assert_ok(&out, "takeover right after waitpid of the killed owner");
     assert_eq!(read(&work), "{\"a\":1}\n{\"b\":2}\n");
 
-    // The taker has exited as well: status shows its lock as gone (the default lease is
-    // 30 s, so the daemon has not cleaned it up yet).
+    // The taker has exited as well: the daemon sees it exit and releases its lock at once
+    // (no lease to wait out).
+    assert!(
+        wait_until(Duration::from_secs(3), || status_locks(&ccs).is_empty()),
+        "the exited taker's lock is still listed: {:?}",
+        status_locks(&ccs)
+    );
+
+    // The next writer takes over again. A lock whose daemon died with it still held is shown
+    // as gone once its owner is.
+    let mut h = hold(&work, "{\"d\":4}\n", &tmp.join("ready-2"));
+    assert_eq!(read(&work), "{\"a\":1}\n{\"b\":2}\n{\"d\":4}\n");
+    let pid = h.pid();
+    ccs.kill_daemon();
+    h.kill9();
     let text = status_text(&ccs);
     let want = format!(
-        "team/projects/p/s.jsonl  profile personal, pid {taker} on {}",
+        "team/projects/p/s.jsonl  profile work, pid {pid} on {}",
         hostname()
     );
     let line = text
@@ -266,7 +279,6 @@ fn kill9_of_the_owner_then_an_immediate_takeover() {
     let locks = status_locks(&ccs);
     assert_eq!(locks.len(), 1, "{locks:?}");
     assert_eq!(locks[0]["live"], false);
-    append(&work, "{\"c\":3}\n").expect("and the next writer takes over again");
 }
 
 #[test]
@@ -700,9 +712,11 @@ fn unlock_refuses_a_live_owner_without_force() {
     );
     assert_eq!(read(&f), "{\"a\":1}\n{\"b\":2}\n");
 
-    // A dead owner's lock goes without --force.
+    // A dead owner's lock goes without --force. (A live daemon releases it itself as the
+    // owner exits; here the daemon died first and left it.)
     let mut h = hold(&f, "{\"c\":3}\n", &tmp.join("ready-2"));
     let pid = h.pid();
+    ccs.kill_daemon();
     h.kill9();
     let out = ccs.cli(&["unlock", s(&f)]);
     assert_ok(&out, "unlock of a dead owner's lock");

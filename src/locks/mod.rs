@@ -2,20 +2,23 @@
 //! store; other writers get EBUSY, readers are never involved. A lock belongs to the file (its
 //! device and inode: every name, hard link and parent path of it leads to the same lock) and
 //! is owned by a process (thread group + start time, so a recycled pid never inherits it). It
-//! begins at the process's first write-open and lasts while the process lives (or until it
-//! lapses, see `policy`). Lock files under `<group>/.ccsfs/locks/` make every daemon sharing
-//! the store agree; this module keeps the owner's own re-opens cheap (memory plus one stat)
-//! and the rest lazy: a dead owner is only noticed when someone else wants the file.
+//! begins at the process's first write-open and lasts while the process lives and while any
+//! write handle it opened is open (a child may inherit one), or until it lapses (see
+//! `policy`). Lock files under `<group>/.ccsfs/locks/` make every daemon sharing the store
+//! agree; this module keeps the owner's own re-opens cheap (memory plus one stat), notices
+//! owners' exits at once (`watch`), and is otherwise lazy: a dead owner's lock is only
+//! judged when someone else wants the file.
 
 pub mod policy;
 pub mod record;
 pub mod text;
 pub mod unlock;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -23,6 +26,7 @@ use parking_lot::Mutex;
 use crate::procs::{self, ProcId};
 use policy::{Activity, FileId, HostId, Judge, Record, Verdict};
 use record::{GroupMutex, Spares, Written};
+use watch::OwnerWatch;
 
 /// Lock settings.
 #[derive(Clone, Copy, Debug)]
@@ -42,6 +46,11 @@ impl Default for LockConfig {
         }
     }
 }
+
+/// How long a writer waits for an exited owner's last write handles to be released (the
+/// kernel sends RELEASE asynchronously, also for the handles of a process just killed)
+/// before it is refused because one is still open.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
 
 /// A transcript a process wants to write or change.
 pub struct Target<'a> {
@@ -97,16 +106,18 @@ struct Held {
     written: Written,
     record: Record,
     open_writers: u32,
+    /// The owner has exited: the lock goes when its last write handle is released.
+    owner_gone: bool,
 }
 
 /// What renewing a held lock found.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Renewal {
-    /// Still ours, its owner alive: the lease was renewed.
+    /// Still ours, its owner alive (or a handle it opened still open): the lease was renewed.
     Kept,
     /// Taken over, or unlocked by hand.
     Lost,
-    /// Its owner exited: the lock file is ours to release.
+    /// Its owner exited and no handle it opened is left: the lock file is ours to release.
     Exited,
 }
 
@@ -127,6 +138,8 @@ pub struct LockManager {
     /// lock lets go of its fd (and is checked by path), so that locks never use up the
     /// daemon's open files. Locked after `held`, never before.
     watched: Mutex<LruCache<(u64, u64), ()>>,
+    /// The owners' exits, as they happen.
+    owners: OwnerWatch,
     /// Each group dir's device (lock files are named relative to it; see `record::file_name`).
     group_devs: Mutex<HashMap<PathBuf, u64>>,
 }
@@ -155,7 +168,8 @@ pub fn this_host() -> HostId {
 }
 
 impl LockManager {
-    /// A manager, plus the thread that renews leases and drops locks of owners that died.
+    /// A manager, plus the thread that renews leases and releases the locks of owners that
+    /// exited.
     pub fn start(config: LockConfig) -> Arc<LockManager> {
         let pid = std::process::id();
         let m = Arc::new(LockManager {
@@ -166,6 +180,7 @@ impl LockManager {
             writers: Mutex::default(),
             spares: Spares::default(),
             watched: Mutex::new(LruCache::new(watched_fds())),
+            owners: OwnerWatch::new(),
             group_devs: Mutex::default(),
         });
         let weak = Arc::downgrade(&m);
@@ -241,20 +256,31 @@ impl LockManager {
     }
 
     /// The current record of `t` and the verdict on `who`, under the group's flock (returned
-    /// held).
+    /// held). While the verdict is `Draining` it waits (without the flock) for the exited
+    /// owner's handles, up to `DRAIN_WAIT`; past that, `Held`.
     fn judged(
         &self,
         t: &Target,
         who: &Requester,
         lock_file: &Path,
     ) -> std::io::Result<(GroupMutex, Option<Record>, Verdict)> {
-        let mutex = GroupMutex::lock(t.group_dir)?;
-        let current = read_for(lock_file, &t.file);
-        let activity = self.activity(t.key(), t.since_write, current.as_ref());
-        let verdict = self
-            .judge()
-            .judge(current.as_ref(), who.proc, procs::is_alive, activity);
-        Ok((mutex, current, verdict))
+        let deadline = Instant::now() + DRAIN_WAIT;
+        loop {
+            let mutex = GroupMutex::lock(t.group_dir)?;
+            let current = read_for(lock_file, &t.file);
+            let activity = self.activity(t.key(), t.since_write, current.as_ref());
+            let verdict = self
+                .judge()
+                .judge(current.as_ref(), who.proc, procs::is_alive, activity);
+            if verdict != Verdict::Draining {
+                return Ok((mutex, current, verdict));
+            }
+            if Instant::now() >= deadline {
+                return Ok((mutex, current, Verdict::Held));
+            }
+            drop(mutex);
+            std::thread::sleep(Duration::from_millis(5));
+        }
     }
 
     /// Writes `who`'s lock on `t` (the caller holds the group's flock), or refuses.
@@ -266,7 +292,7 @@ impl LockManager {
         current: Option<Record>,
         verdict: Verdict,
     ) -> Result<Grant, Denied> {
-        if verdict == Verdict::Held {
+        if verdict == Verdict::Held || verdict == Verdict::Draining {
             return Err(Denied::Held(Refusal(Box::new(
                 current.expect("held means a record"),
             ))));
@@ -305,10 +331,12 @@ impl LockManager {
                     written,
                     record: rec,
                     open_writers,
+                    owner_gone: false,
                 },
             );
             self.keep_fd(&mut held, key);
         }
+        self.owners.watch(who.proc);
         Ok(if verdict == Verdict::Owner {
             Grant::Owner
         } else {
@@ -345,16 +373,23 @@ impl LockManager {
         let Ok(lock_file) = self.lock_path(t.group_dir, t.dev, t.file.ino) else {
             return Ok(());
         };
-        let Some(current) = read_for(&lock_file, &t.file) else {
-            return Ok(());
-        };
-        let activity = self.activity(t.key(), t.since_write, Some(&current));
-        match self
-            .judge()
-            .judge(Some(&current), who.proc, procs::is_alive, activity)
-        {
-            Verdict::Held => Err(Refusal(Box::new(current))),
-            _ => Ok(()),
+        let deadline = Instant::now() + DRAIN_WAIT;
+        loop {
+            let Some(current) = read_for(&lock_file, &t.file) else {
+                return Ok(());
+            };
+            let activity = self.activity(t.key(), t.since_write, Some(&current));
+            match self
+                .judge()
+                .judge(Some(&current), who.proc, procs::is_alive, activity)
+            {
+                Verdict::Held => return Err(Refusal(Box::new(current))),
+                Verdict::Draining if Instant::now() >= deadline => {
+                    return Err(Refusal(Box::new(current)));
+                }
+                Verdict::Draining => std::thread::sleep(Duration::from_millis(5)),
+                Verdict::Owner | Verdict::Free => return Ok(()),
+            }
         }
     }
 
@@ -368,6 +403,7 @@ impl LockManager {
             since,
             lease_until: unix_now() + self.config.lease.as_secs(),
             daemon: self.me,
+            orphaned: false,
         }
     }
 
@@ -409,16 +445,120 @@ impl LockManager {
             .is_some_and(|h| h.owner == opener)
     }
 
-    /// A file handle was released. A handle of a previous owner (taken over, or unlocked by
-    /// hand) no longer counts for the current one.
+    /// A file handle was released (by whichever process closed it last). A handle of a
+    /// previous owner (taken over, or unlocked by hand) no longer counts for the current one.
+    /// The last handle of an owner that has exited releases the lock.
     pub fn released(&self, fh: u64) {
         let Some((key, opener)) = self.writers.lock().remove(&fh) else {
             return;
         };
-        if let Some(h) = self.held.lock().get_mut(&key)
-            && h.owner == opener
+        let gone = {
+            let mut held = self.held.lock();
+            match held.get_mut(&key) {
+                Some(h) if h.owner == opener => {
+                    h.open_writers = h.open_writers.saturating_sub(1);
+                    if h.open_writers == 0 && h.owner_gone {
+                        self.watched.lock().pop(&key);
+                        held.remove(&key)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(h) = gone {
+            log::info!(
+                "{}: the last write handle of exited pid {} ({}) is closed; lock released",
+                h.record.path,
+                h.owner.pid,
+                h.record.profile
+            );
+            self.recycle_exited(vec![h]);
+        }
+    }
+
+    /// `owner` exited: its locks go now, or (where a write handle it opened is still open)
+    /// once the last such handle is released; such a lock's record says so meanwhile.
+    fn owner_exited(&self, owner: ProcId) {
+        let mut gone = Vec::new();
+        let mut orphaned = Vec::new();
         {
-            h.open_writers = h.open_writers.saturating_sub(1);
+            let mut held = self.held.lock();
+            let keys: Vec<(u64, u64)> = held
+                .iter()
+                .filter(|(_, h)| h.owner == owner)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                let h = held.get_mut(&key).expect("just seen");
+                h.owner_gone = true;
+                if h.open_writers == 0 {
+                    self.watched.lock().pop(&key);
+                    gone.push(held.remove(&key).expect("just seen"));
+                } else {
+                    orphaned.push(key);
+                }
+            }
+        }
+        for h in &gone {
+            log::info!(
+                "{}: owner pid {} ({}) exited; lock released",
+                h.record.path,
+                h.owner.pid,
+                h.record.profile
+            );
+        }
+        self.recycle_exited(gone);
+        for key in orphaned {
+            self.mark_orphaned(key);
+        }
+    }
+
+    /// Rewrites the record of `key` (held here, its owner gone, a handle still open) to say
+    /// so, for `status`; the lock itself does not change.
+    fn mark_orphaned(&self, key: (u64, u64)) {
+        let Some(dir) = self
+            .held
+            .lock()
+            .get(&key)
+            .and_then(|h| h.lock_file.parent().map(Path::to_path_buf))
+        else {
+            return;
+        };
+        let Ok(_mutex) = GroupMutex::lock_in(&dir) else {
+            return;
+        };
+        let mut held = self.held.lock();
+        let Some(h) = held.get_mut(&key) else {
+            return;
+        };
+        if !h.owner_gone
+            || h.open_writers == 0
+            || h.record.orphaned
+            || !h.written.intact(&h.lock_file)
+        {
+            return;
+        }
+        let rec = Record {
+            orphaned: true,
+            lease_until: unix_now() + self.config.lease.as_secs(),
+            ..h.record.clone()
+        };
+        match record::write(&h.lock_file, &rec, &self.spares) {
+            Ok(w) => {
+                log::info!(
+                    "{}: owner pid {} ({}) exited with a write handle still open (inherited by a \
+                     child); held until it is closed",
+                    rec.path,
+                    rec.owner.pid,
+                    rec.profile
+                );
+                h.written = w;
+                h.record = rec;
+                self.keep_fd(&mut held, key);
+            }
+            Err(e) => log::warn!("cannot rewrite {}: {e}", h.lock_file.display()),
         }
     }
 
@@ -446,18 +586,23 @@ impl LockManager {
     }
 
     /// Renews the leases of live owners (a touch of their lock files) and drops the locks of
-    /// owners that have exited. One lock at a time: an owner's open waits for at most one
-    /// lock file's I/O, however many locks are held (a process may own thousands).
+    /// owners that have exited with no handle left. One lock at a time: an owner's open waits
+    /// for at most one lock file's I/O, however many locks are held (a process may own
+    /// thousands).
     pub fn renew(&self) {
         let lease_until = unix_now() + self.config.lease.as_secs();
         let keys: Vec<(u64, u64)> = self.held.lock().keys().copied().collect();
         let mut exited = Vec::new();
+        let mut orphaned = Vec::new();
         for key in keys {
             let mut held = self.held.lock();
             let Some(h) = held.get_mut(&key) else {
                 continue;
             };
             let renewal = self.renew_one(h, lease_until);
+            if renewal == Renewal::Kept && h.owner_gone && !h.record.orphaned {
+                orphaned.push(key);
+            }
             if renewal != Renewal::Kept {
                 let h = held.remove(&key).expect("just seen");
                 self.watched.lock().pop(&key);
@@ -467,6 +612,9 @@ impl LockManager {
             }
         }
         self.recycle_exited(exited);
+        for key in orphaned {
+            self.mark_orphaned(key);
+        }
     }
 
     /// Renews one held lock.
@@ -474,7 +622,10 @@ impl LockManager {
         if !h.written.intact(&h.lock_file) {
             return Renewal::Lost;
         }
-        if !procs::is_alive(h.owner) {
+        if !h.owner_gone && !procs::is_alive(h.owner) {
+            h.owner_gone = true;
+        }
+        if h.owner_gone && h.open_writers == 0 {
             log::info!(
                 "{}: owner pid {} ({}) exited; lock released",
                 h.record.path,
@@ -546,12 +697,20 @@ fn read_for(lock_file: &Path, file: &FileId) -> Option<Record> {
     record::read(lock_file).filter(|r| r.file.same_file(file))
 }
 
+/// Renews leases every `period`, and meanwhile releases the locks of owners as they exit.
 fn renew_loop(m: &Weak<LockManager>, period: Duration) {
+    let mut next = Instant::now() + period;
     loop {
-        std::thread::sleep(period);
-        match m.upgrade() {
-            Some(m) => m.renew(),
-            None => return,
+        let Some(mgr) = m.upgrade() else { return };
+        for owner in mgr
+            .owners
+            .wait(next.saturating_duration_since(Instant::now()))
+        {
+            mgr.owner_exited(owner);
+        }
+        if Instant::now() >= next {
+            mgr.renew();
+            next = Instant::now() + period;
         }
     }
 }

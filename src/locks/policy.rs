@@ -3,10 +3,15 @@
 //!
 //! - No record: the requester takes it.
 //! - The record names the requester (same host, same pid *and* start time): it is the owner.
-//! - Same host, owner dead (or its pid reused by another process): the requester takes over.
 //! - Same host, owner alive: held, unless the owner lapsed: no write handle open and no write
 //!   for the idle limit (when one is set). Only the daemon that granted the lock knows the
 //!   owner's open handles, so only its activity report can make an owner lapse.
+//! - Same host, owner dead (or its pid reused by another process): a write handle the owner
+//!   opened may still be open in a child that inherited it, so the lock is free only once the
+//!   granting daemon has seen every such handle released. This daemon's own grants: free when
+//!   none is open, else draining. Another live daemon's: draining (that daemon releases the
+//!   lock file as soon as the last handle closes). A dead daemon's: free (its handles died
+//!   with it).
 //! - Another host: held until the owning daemon's lease runs out; then the requester takes over.
 //!
 //! A record names its file by identity (`FileId`), never by path: the path it keeps is only
@@ -60,6 +65,9 @@ pub struct Record {
     pub lease_until: u64,
     /// The daemon that granted it: only that daemon knows the owner's open handles.
     pub daemon: ProcId,
+    /// The owner has exited while a write handle it opened is still open (a child inherited
+    /// it); the granting daemon keeps the lock until that handle is released.
+    pub orphaned: bool,
 }
 
 /// How busy the owner has been, as far as this daemon knows.
@@ -79,6 +87,9 @@ pub enum Verdict {
     Free,
     /// Someone else holds it: refuse.
     Held,
+    /// The owner is gone, but a write handle it opened may still be open: wait a moment for
+    /// its release, and refuse if it does not come.
+    Draining,
 }
 
 pub struct Judge<'a> {
@@ -88,6 +99,8 @@ pub struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    /// `activity` is this daemon's knowledge of the owner's handles: Some when the record is
+    /// this daemon's grant (or there is none), None when another daemon granted it.
     pub fn judge(
         &self,
         record: Option<&Record>,
@@ -109,7 +122,12 @@ impl Judge<'_> {
             return Verdict::Owner;
         }
         if !alive(r.owner) {
-            return Verdict::Free;
+            return match activity {
+                Some(a) if a.open_writers > 0 => Verdict::Draining,
+                Some(_) => Verdict::Free,
+                None if alive(r.daemon) => Verdict::Draining,
+                None => Verdict::Free,
+            };
         }
         let lapsed = match (self.idle_limit, activity) {
             (Some(limit), Some(a)) => a.open_writers == 0 && a.since_write >= limit,
@@ -143,6 +161,7 @@ mod tests {
             since: 100,
             lease_until,
             daemon: DAEMON,
+            orphaned: false,
         }
     }
 
@@ -190,13 +209,33 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_owner_frees_it_at_once() {
+    fn a_dead_owner_frees_it_once_its_handles_are_closed() {
         let h = host("a");
         let r = record(h.clone(), 10, 5, u64::MAX);
+        let other = ProcId { pid: 11, start: 9 };
+        let j = judge(&h, None);
+        let closed = Some(Activity {
+            open_writers: 0,
+            since_write: Duration::ZERO,
+        });
+        assert_eq!(j.judge(Some(&r), other, |_| false, closed), Verdict::Free);
+        // A child may write on through a handle the owner opened.
+        assert_eq!(j.judge(Some(&r), other, |_| false, BUSY), Verdict::Draining);
+    }
+
+    #[test]
+    fn another_daemons_dead_owner_waits_for_that_daemon() {
+        // Only the granting daemon knows the handles: while it lives, it releases the lock
+        // itself; once it is gone, its handles are gone too.
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, u64::MAX);
+        let other = ProcId { pid: 11, start: 9 };
+        let j = judge(&h, None);
         assert_eq!(
-            judge(&h, None).judge(Some(&r), ProcId { pid: 11, start: 9 }, |_| false, BUSY),
-            Verdict::Free
+            j.judge(Some(&r), other, |p| p == DAEMON, None),
+            Verdict::Draining
         );
+        assert_eq!(j.judge(Some(&r), other, |_| false, None), Verdict::Free);
     }
 
     #[test]

@@ -64,6 +64,8 @@ struct Stored {
     lease: u64,
     daemon_pid: u32,
     daemon_start: u64,
+    #[serde(default)]
+    orphaned: bool,
 }
 
 /// The text of a lock file written at `now` (Unix seconds).
@@ -82,6 +84,7 @@ pub fn to_text(r: &Record, now: u64) -> String {
         lease: r.lease_until.saturating_sub(now),
         daemon_pid: r.daemon.pid,
         daemon_start: r.daemon.start,
+        orphaned: r.orphaned,
     };
     let mut text = serde_json::to_string(&stored).expect("a record serializes");
     text.push('\n');
@@ -116,6 +119,7 @@ pub fn parse(text: &str, mtime: u64) -> Option<Record> {
             pid: s.daemon_pid,
             start: s.daemon_start,
         },
+        orphaned: s.orphaned,
     })
 }
 
@@ -408,6 +412,7 @@ mod tests {
             since: 1_700_000_000,
             lease_until: 1_700_000_030,
             daemon: ProcId { pid: 7, start: 70 },
+            orphaned: false,
         }
     }
 
@@ -425,7 +430,8 @@ mod tests {
             r.lease_until + 100,
             "a touch renews the lease"
         );
-        let no_btime = Record {
+        let orphaned = Record {
+            orphaned: true,
             file: FileId {
                 ino: 3,
                 btime: None,
@@ -433,8 +439,8 @@ mod tests {
             ..r.clone()
         };
         assert_eq!(
-            parse(&to_text(&no_btime, 1_700_000_000), 1_700_000_000),
-            Some(no_btime)
+            parse(&to_text(&orphaned, 1_700_000_000), 1_700_000_000),
+            Some(orphaned)
         );
         assert_eq!(
             parse("{\"pid\":1}", 0),

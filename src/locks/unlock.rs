@@ -31,8 +31,12 @@ pub struct LockInfo {
     pub host: String,
     pub since: u64,
     pub age_secs: u64,
-    /// Whether the owner still holds it (alive here, or its lease still running elsewhere).
+    /// Whether the owner still holds it (alive here, or its lease still running elsewhere), or
+    /// a write handle it opened is still open.
     pub live: bool,
+    /// The owner has exited, but a write handle it opened (inherited by a child) is still
+    /// open: the lock stays until that handle is closed.
+    pub orphaned: bool,
 }
 
 fn now() -> u64 {
@@ -42,11 +46,12 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether a record's owner still holds it: a live process on this host, or an unexpired
-/// lease from another.
+/// Whether a record's owner still holds it: a live process on this host (or, once it exited,
+/// a write handle it opened that its live daemon still counts), or an unexpired lease from
+/// another host.
 pub fn is_live(r: &Record) -> bool {
     if r.host == this_host() {
-        procs::is_alive(r.owner)
+        procs::is_alive(r.owner) || (r.orphaned && procs::is_alive(r.daemon))
     } else {
         now() < r.lease_until
     }
@@ -152,6 +157,7 @@ pub fn list(layout: &Layout, profiles: &[Profile]) -> Vec<LockInfo> {
                 since: r.since,
                 age_secs: now().saturating_sub(r.since),
                 live: is_live(&r),
+                orphaned: r.orphaned,
             });
         }
     }
