@@ -266,11 +266,14 @@ pub fn render(st: &Status) -> String {
         let _ = writeln!(s, "locks:");
     }
     for l in &st.locks {
-        let state = if l.live {
-            ""
-        } else {
-            " (owner gone: the next writer takes over)"
+        let mut state = match (l.live, l.orphaned) {
+            (true, false) => String::new(),
+            (true, true) => " (owner exited; a write handle it opened is still open)".into(),
+            (false, _) => " (owner gone: the next writer takes over)".into(),
         };
+        if l.deleted {
+            state.push_str(" (file removed while open)");
+        }
         let _ = writeln!(
             s,
             "  {}/{}  profile {}, pid {} on {}, {}s{state}",

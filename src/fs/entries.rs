@@ -239,8 +239,8 @@ impl CcsFs {
         )?;
         self.touched_key(parent, child);
         self.touched_entry(parent, name);
-        if let Some((dev, ino)) = transcript {
-            self.locks.forget_file(dev, ino);
+        if let Some(t) = transcript {
+            self.name_removed(&t);
         }
         Ok(())
     }
@@ -269,7 +269,8 @@ impl CcsFs {
                 self.check_moved_symlink(newparent, &new, parent)?;
             }
         }
-        let moved = self.check_change(req, parent, name)?;
+        // The moved file keeps its lock wherever it goes; only its owner may move it.
+        self.check_change(req, parent, name)?;
         let over = self.check_change(req, newparent, newname)?;
         let replaced = self.shared_child(newparent, newname);
         let key_at = |dir: &Inode, n: &std::ffi::CStr| {
@@ -303,9 +304,11 @@ impl CcsFs {
                 i.relink(dir, n);
             }
         }
-        // A moved or replaced transcript's lock goes with its old name.
-        for (dev, ino) in moved.into_iter().chain(over) {
-            self.locks.forget_file(dev, ino);
+        // A replaced transcript lost a name: if that was its last, its lock goes with it.
+        if let Some(o) = over
+            && flags & libc::RENAME_EXCHANGE == 0
+        {
+            self.name_removed(&o);
         }
         self.touched_key(newparent, replaced);
         self.touched_entry(parent, name);

@@ -51,13 +51,14 @@ impl CcsFs {
             return Ok((inode, attr, fh, cache));
         }
         self.guard(parent, name, Change::Create)?;
-        let file = {
+        let mutex = self.before_create(parent, name)?;
+        let (file, created) = {
             let _c = self.creds(req);
-            sys::openat_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
+            open_or_create(parent.fd()?.as_fd(), &sys::cstr(name)?, flags, mode)?
         };
         // Another profile may hold a cached listing of `parent` (FOPEN_CACHE_DIR).
         self.touched_entry(parent, name);
-        let claimed = self.claim_created(req, parent, name)?;
+        let claimed = self.claim_created(req, parent, name, created, mutex)?;
         let path_fd = path_fd_of_created(&file, parent, name)?;
         let (inode, attr) = self.remember(
             path_fd,
@@ -149,6 +150,36 @@ impl CcsFs {
         }
         Ok((fh, self.cache_flags(inode, flags)))
     }
+}
+
+/// Opens `name` in `dir`, creating it if missing, and says whether this call created it (a
+/// new file cannot be anyone's transcript yet). An exclusive create comes first; a file that
+/// exists is opened as it is (following `openat(O_CREAT)` without O_EXCL), unless the caller
+/// asked for O_EXCL itself.
+fn open_or_create(
+    dir: std::os::fd::BorrowedFd,
+    name: &std::ffi::CStr,
+    flags: i32,
+    mode: u32,
+) -> SysResult<(std::os::fd::OwnedFd, bool)> {
+    if flags & libc::O_EXCL != 0 {
+        return sys::openat_create(dir, name, flags, mode).map(|f| (f, true));
+    }
+    // A file removed between the two opens is created again; give up on a name that keeps
+    // flipping, as a plain O_CREAT open would have opened whichever it met.
+    for _ in 0..8 {
+        match sys::openat_create(dir, name, flags | libc::O_EXCL, mode) {
+            Ok(f) => return Ok((f, true)),
+            Err(e) if e == Errno::EEXIST => {}
+            Err(e) => return Err(e),
+        }
+        match sys::open_path_at(dir, name).and_then(|p| sys::reopen(p.as_fd(), flags)) {
+            Ok(f) => return Ok((f, false)),
+            Err(e) if e == Errno::ENOENT => {}
+            Err(e) => return Err(e),
+        }
+    }
+    sys::openat_create(dir, name, flags, mode).map(|f| (f, false))
 }
 
 /// An O_PATH fd on a file just created as `parent/name` and open as `file`: a one-name lookup

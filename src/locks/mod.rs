@@ -1,26 +1,32 @@
-//! Single-writer transcripts. One live process at a time may write a `*.jsonl` in a group
-//! store; other writers get EBUSY, readers are never involved. Ownership belongs to a process
-//! (thread group + start time, so a recycled pid never inherits it), begins at its first
-//! write-open and lasts while it lives (or until it lapses, see `policy`). Lock files under
-//! `<group>/.ccsfs/locks/` make every daemon sharing the store agree; this module keeps the
-//! owner's own re-opens cheap (memory plus one stat) and the rest lazy: a dead owner is only
-//! noticed when someone else wants the file.
+//! Single-writer transcripts. One live process at a time may write a transcript in a group
+//! store; other writers get EBUSY, readers are never involved. A lock belongs to the file (its
+//! device and inode: every name, hard link and parent path of it leads to the same lock) and
+//! is owned by a process (thread group + start time, so a recycled pid never inherits it). It
+//! begins at the process's first write-open and lasts while the process lives and while any
+//! write handle it opened is open (a child may inherit one), or until it lapses (see
+//! `policy`). Lock files under `<group>/.ccsfs/locks/` make every daemon sharing the store
+//! agree; this module keeps the owner's own re-opens cheap (memory plus one stat), notices
+//! owners' exits at once (`watch`), and is otherwise lazy: a dead owner's lock is only
+//! judged when someone else wants the file.
 
 pub mod policy;
 pub mod record;
+pub mod text;
 pub mod unlock;
+mod watch;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use lru::LruCache;
 use parking_lot::Mutex;
 
 use crate::procs::{self, ProcId};
-use policy::{Activity, HostId, Judge, Record, Verdict};
+use policy::{Activity, FileId, HostId, Judge, Record, Verdict};
 use record::{GroupMutex, Spares, Written};
+use watch::OwnerWatch;
 
 /// Lock settings.
 #[derive(Clone, Copy, Debug)]
@@ -41,16 +47,29 @@ impl Default for LockConfig {
     }
 }
 
+/// How long a writer waits for an exited owner's last write handles to be released (the
+/// kernel sends RELEASE asynchronously, also for the handles of a process just killed)
+/// before it is refused because one is still open.
+const DRAIN_WAIT: Duration = Duration::from_secs(1);
+
 /// A transcript a process wants to write or change.
 pub struct Target<'a> {
-    pub dev: u64,
-    pub ino: u64,
     /// `<ccs>/shared/context-groups/<group>`
     pub group_dir: &'a Path,
-    /// The transcript relative to `group_dir`.
+    /// The file's device and identity.
+    pub dev: u64,
+    pub file: FileId,
+    /// Where the file is now, relative to `group_dir`, escaped to one line (see `text`): for
+    /// the record and the log, never to find the lock.
     pub path: String,
     /// How long ago the transcript was last modified.
     pub since_write: Duration,
+}
+
+impl Target<'_> {
+    fn key(&self) -> (u64, u64) {
+        (self.dev, self.file.ino)
+    }
 }
 
 /// Who asks: the process and the profile it asks through.
@@ -87,16 +106,18 @@ struct Held {
     written: Written,
     record: Record,
     open_writers: u32,
+    /// The owner has exited: the lock goes when its last write handle is released.
+    owner_gone: bool,
 }
 
 /// What renewing a held lock found.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Renewal {
-    /// Still ours, its owner alive: the lease was renewed.
+    /// Still ours, its owner alive (or a handle it opened still open): the lease was renewed.
     Kept,
     /// Taken over, or unlocked by hand.
     Lost,
-    /// Its owner exited: the lock file is ours to release.
+    /// Its owner exited and no handle it opened is left: the lock file is ours to release.
     Exited,
 }
 
@@ -105,6 +126,8 @@ type WriteHandle = ((u64, u64), ProcId);
 
 pub struct LockManager {
     here: HostId,
+    /// This daemon, as lock records name the daemon that granted them.
+    me: ProcId,
     config: LockConfig,
     held: Mutex<HashMap<(u64, u64), Held>>,
     /// Open write handles on held transcripts: fh → (dev, ino) and the owner that opened it.
@@ -115,6 +138,10 @@ pub struct LockManager {
     /// lock lets go of its fd (and is checked by path), so that locks never use up the
     /// daemon's open files. Locked after `held`, never before.
     watched: Mutex<LruCache<(u64, u64), ()>>,
+    /// The owners' exits, as they happen.
+    owners: OwnerWatch,
+    /// Each group dir's device (lock files are named relative to it; see `record::file_name`).
+    group_devs: Mutex<HashMap<PathBuf, u64>>,
 }
 
 fn unix_now() -> u64 {
@@ -141,15 +168,20 @@ pub fn this_host() -> HostId {
 }
 
 impl LockManager {
-    /// A manager, plus the thread that renews leases and drops locks of owners that died.
+    /// A manager, plus the thread that renews leases and releases the locks of owners that
+    /// exited.
     pub fn start(config: LockConfig) -> Arc<LockManager> {
+        let pid = std::process::id();
         let m = Arc::new(LockManager {
             here: this_host(),
+            me: procs::identify(pid).unwrap_or(ProcId { pid, start: 0 }),
             config,
             held: Mutex::default(),
             writers: Mutex::default(),
             spares: Spares::default(),
             watched: Mutex::new(LruCache::new(watched_fds())),
+            owners: OwnerWatch::new(),
+            group_devs: Mutex::default(),
         });
         let weak = Arc::downgrade(&m);
         let period = (config.lease / 3).max(Duration::from_millis(100));
@@ -167,77 +199,159 @@ impl LockManager {
         }
     }
 
+    /// The lock file of the file `(dev, ino)` in the store at `group_dir`.
+    fn lock_path(&self, group_dir: &Path, dev: u64, ino: u64) -> std::io::Result<PathBuf> {
+        let known = self.group_devs.lock().get(group_dir).copied();
+        let group_dev = match known {
+            Some(d) => d,
+            None => {
+                let d = std::os::unix::fs::MetadataExt::dev(&std::fs::metadata(group_dir)?);
+                self.group_devs.lock().insert(group_dir.to_path_buf(), d);
+                d
+            }
+        };
+        Ok(record::locks_dir(group_dir).join(record::file_name(group_dev, dev, ino)))
+    }
+
+    /// Whether the file `(dev, ino)` has a lock file (held, or left by an owner since gone):
+    /// a file once locked stays single-writer under any name it is given.
+    pub fn has_lock_file(&self, group_dir: &Path, dev: u64, ino: u64) -> bool {
+        self.lock_path(group_dir, dev, ino)
+            .is_ok_and(|p| std::fs::symlink_metadata(p).is_ok())
+    }
+
+    /// The group's flock, for a create that must not be claimed by anyone else before its
+    /// creator (see `acquire_created`).
+    pub fn lock_group(&self, group_dir: &Path) -> std::io::Result<GroupMutex> {
+        GroupMutex::lock(group_dir)
+    }
+
     /// A write-open of `t` by `who`: the owner gets on, anyone else is refused while the owner
     /// holds it.
     pub fn acquire(&self, t: &Target, who: &Requester) -> Result<Grant, Denied> {
-        let key = (t.dev, t.ino);
-        if self.owns(key, who.proc) {
+        if self.owns(t.key(), who.proc) {
             return Ok(Grant::Owner);
         }
-        let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
-        let _mutex = GroupMutex::lock(t.group_dir).map_err(|e| {
-            log::error!("cannot lock {}: {e}", t.group_dir.display());
+        let lock_file = self
+            .lock_path(t.group_dir, t.dev, t.file.ino)
+            .map_err(|e| failed(t.group_dir, e))?;
+        let (_mutex, current, verdict) = self
+            .judged(t, who, &lock_file)
+            .map_err(|e| failed(t.group_dir, e))?;
+        self.grant(t, who, lock_file, current, verdict)
+    }
+
+    /// `t` was just created by `who`, with the group's flock held from before the create: a
+    /// new file, so any record for its inode number is a dead file's, and `who` takes it.
+    pub fn acquire_created(
+        &self,
+        _mutex: &GroupMutex,
+        t: &Target,
+        who: &Requester,
+    ) -> Result<Grant, Denied> {
+        let lock_file = self
+            .lock_path(t.group_dir, t.dev, t.file.ino)
+            .map_err(|e| failed(t.group_dir, e))?;
+        self.grant(t, who, lock_file, None, Verdict::Free)
+    }
+
+    /// The current record of `t` and the verdict on `who`, under the group's flock (returned
+    /// held). While the verdict is `Draining` it waits (without the flock) for the exited
+    /// owner's handles, up to `DRAIN_WAIT`; past that, `Held`.
+    fn judged(
+        &self,
+        t: &Target,
+        who: &Requester,
+        lock_file: &Path,
+    ) -> std::io::Result<(GroupMutex, Option<Record>, Verdict)> {
+        let deadline = Instant::now() + DRAIN_WAIT;
+        loop {
+            let mutex = GroupMutex::lock(t.group_dir)?;
+            let current = read_for(lock_file, &t.file);
+            let activity = self.activity(t.key(), t.since_write, current.as_ref());
+            let verdict = self
+                .judge()
+                .judge(current.as_ref(), who.proc, procs::is_alive, activity);
+            if verdict != Verdict::Draining {
+                return Ok((mutex, current, verdict));
+            }
+            if Instant::now() >= deadline {
+                return Ok((mutex, current, Verdict::Held));
+            }
+            drop(mutex);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+
+    /// Writes `who`'s lock on `t` (the caller holds the group's flock), or refuses.
+    fn grant(
+        &self,
+        t: &Target,
+        who: &Requester,
+        lock_file: PathBuf,
+        current: Option<Record>,
+        verdict: Verdict,
+    ) -> Result<Grant, Denied> {
+        if verdict == Verdict::Held || verdict == Verdict::Draining {
+            return Err(Denied::Held(Refusal(Box::new(
+                current.expect("held means a record"),
+            ))));
+        }
+        let since = match (&verdict, &current) {
+            (Verdict::Owner, Some(r)) => r.since,
+            _ => unix_now(),
+        };
+        if let (Verdict::Free, Some(old)) = (&verdict, &current) {
+            log::info!(
+                "{}: taken over by pid {} ({}) from pid {} ({}), which is gone or idle",
+                t.path,
+                who.proc.pid,
+                who.profile,
+                old.owner.pid,
+                old.profile
+            );
+        }
+        let rec = self.record_for(t, who, since);
+        let written = record::write(&lock_file, &rec, &self.spares).map_err(|e| {
+            log::error!("cannot write {}: {e}", lock_file.display());
             Denied::Failed(e)
         })?;
-        let current = read_for(&lock_file, &t.path);
-        let activity = self.activity(key, t.since_write, current.as_ref());
-        match self
-            .judge()
-            .judge(current.as_ref(), who.proc, procs::is_alive, activity)
+        let key = t.key();
         {
-            Verdict::Held => Err(Denied::Held(Refusal(Box::new(
-                current.expect("held means a record"),
-            )))),
-            verdict => {
-                let since = match (&verdict, &current) {
-                    (Verdict::Owner, Some(r)) => r.since,
-                    _ => unix_now(),
-                };
-                if let (Verdict::Free, Some(old)) = (&verdict, &current) {
-                    log::info!(
-                        "{}: taken over by pid {} ({}) from pid {} ({}), which is gone or idle",
-                        t.path,
-                        who.proc.pid,
-                        who.profile,
-                        old.owner.pid,
-                        old.profile
-                    );
-                }
-                let rec = Record {
-                    since,
-                    ..self.record_for(t, who, since)
-                };
-                let written = record::write(&lock_file, &rec, &self.spares).map_err(|e| {
-                    log::error!("cannot write {}: {e}", lock_file.display());
-                    Denied::Failed(e)
-                })?;
-                let mut held = self.held.lock();
-                let open_writers = held
-                    .get(&key)
-                    .filter(|h| h.owner == who.proc)
-                    .map_or(0, |h| h.open_writers);
-                held.insert(
-                    key,
-                    Held {
-                        owner: who.proc,
-                        lock_file,
-                        written,
-                        record: rec,
-                        open_writers,
-                    },
-                );
-                if let Some((old, ())) = self.watched.lock().push(key, ())
-                    && old != key
-                    && let Some(h) = held.get_mut(&old)
-                {
-                    h.written.let_go_of_fd();
-                }
-                Ok(if verdict == Verdict::Owner {
-                    Grant::Owner
-                } else {
-                    Grant::NewOwner
-                })
-            }
+            let mut held = self.held.lock();
+            let open_writers = held
+                .get(&key)
+                .filter(|h| h.owner == who.proc)
+                .map_or(0, |h| h.open_writers);
+            held.insert(
+                key,
+                Held {
+                    owner: who.proc,
+                    lock_file,
+                    written,
+                    record: rec,
+                    open_writers,
+                    owner_gone: false,
+                },
+            );
+            self.keep_fd(&mut held, key);
+        }
+        self.owners.watch(who.proc);
+        Ok(if verdict == Verdict::Owner {
+            Grant::Owner
+        } else {
+            Grant::NewOwner
+        })
+    }
+
+    /// `key`'s lock keeps its lock file's fd; the least recently used one past the budget
+    /// lets go of its own.
+    fn keep_fd(&self, held: &mut HashMap<(u64, u64), Held>, key: (u64, u64)) {
+        if let Some((old, ())) = self.watched.lock().push(key, ())
+            && old != key
+            && let Some(h) = held.get_mut(&old)
+        {
+            h.written.let_go_of_fd();
         }
     }
 
@@ -256,30 +370,40 @@ impl LockManager {
 
     /// An unlink, rename or truncate of `t` by `who`: refused while someone else holds it.
     pub fn check_change(&self, t: &Target, who: &Requester) -> Result<(), Refusal> {
-        let lock_file = record::locks_dir(t.group_dir).join(record::file_name(&t.path));
-        let Some(current) = read_for(&lock_file, &t.path) else {
+        let Ok(lock_file) = self.lock_path(t.group_dir, t.dev, t.file.ino) else {
             return Ok(());
         };
-        match self.judge().judge(
-            Some(&current),
-            who.proc,
-            procs::is_alive,
-            self.activity((t.dev, t.ino), t.since_write, Some(&current)),
-        ) {
-            Verdict::Held => Err(Refusal(Box::new(current))),
-            _ => Ok(()),
+        let deadline = Instant::now() + DRAIN_WAIT;
+        loop {
+            let Some(current) = read_for(&lock_file, &t.file) else {
+                return Ok(());
+            };
+            let activity = self.activity(t.key(), t.since_write, Some(&current));
+            match self
+                .judge()
+                .judge(Some(&current), who.proc, procs::is_alive, activity)
+            {
+                Verdict::Held => return Err(Refusal(Box::new(current))),
+                Verdict::Draining if Instant::now() >= deadline => {
+                    return Err(Refusal(Box::new(current)));
+                }
+                Verdict::Draining => std::thread::sleep(Duration::from_millis(5)),
+                Verdict::Owner | Verdict::Free => return Ok(()),
+            }
         }
     }
 
     fn record_for(&self, t: &Target, who: &Requester, since: u64) -> Record {
         Record {
+            file: t.file,
             path: t.path.clone(),
             host: self.here.clone(),
             owner: who.proc,
             profile: who.profile.to_string(),
             since,
             lease_until: unix_now() + self.config.lease.as_secs(),
-            daemon: std::process::id(),
+            daemon: self.me,
+            orphaned: false,
         }
     }
 
@@ -291,7 +415,7 @@ impl LockManager {
         since_write: Duration,
         current: Option<&Record>,
     ) -> Option<Activity> {
-        let ours = current.is_none_or(|r| r.host == self.here && r.daemon == std::process::id());
+        let ours = current.is_none_or(|r| r.host == self.here && r.daemon == self.me);
         if !ours {
             return None;
         }
@@ -321,43 +445,164 @@ impl LockManager {
             .is_some_and(|h| h.owner == opener)
     }
 
-    /// A file handle was released. A handle of a previous owner (taken over, or unlocked by
-    /// hand) no longer counts for the current one.
+    /// A file handle was released (by whichever process closed it last). A handle of a
+    /// previous owner (taken over, or unlocked by hand) no longer counts for the current one.
+    /// The last handle of an owner that has exited releases the lock.
     pub fn released(&self, fh: u64) {
         let Some((key, opener)) = self.writers.lock().remove(&fh) else {
             return;
         };
-        if let Some(h) = self.held.lock().get_mut(&key)
-            && h.owner == opener
-        {
-            h.open_writers = h.open_writers.saturating_sub(1);
+        let gone = {
+            let mut held = self.held.lock();
+            match held.get_mut(&key) {
+                Some(h) if h.owner == opener => {
+                    h.open_writers = h.open_writers.saturating_sub(1);
+                    if h.open_writers == 0 && h.owner_gone {
+                        self.watched.lock().pop(&key);
+                        held.remove(&key)
+                    } else {
+                        None
+                    }
+                }
+                _ => None,
+            }
+        };
+        if let Some(h) = gone {
+            log::info!(
+                "{}: the last write handle of exited pid {} ({}) is closed; lock released",
+                h.record.path,
+                h.owner.pid,
+                h.record.profile
+            );
+            self.recycle_exited(vec![h]);
         }
     }
 
-    /// The transcript was unlinked or moved away: its lock (if held here) goes with it.
-    pub fn forget_file(&self, dev: u64, ino: u64) {
-        let mut held = self.held.lock();
-        if let Some(h) = held.remove(&(dev, ino)) {
-            self.watched.lock().pop(&(dev, ino));
-            if h.written.intact(&h.lock_file) {
-                self.spares.recycle(&h.lock_file);
+    /// `owner` exited: its locks go now, or (where a write handle it opened is still open)
+    /// once the last such handle is released; such a lock's record says so meanwhile.
+    fn owner_exited(&self, owner: ProcId) {
+        let mut gone = Vec::new();
+        let mut orphaned = Vec::new();
+        {
+            let mut held = self.held.lock();
+            let keys: Vec<(u64, u64)> = held
+                .iter()
+                .filter(|(_, h)| h.owner == owner)
+                .map(|(k, _)| *k)
+                .collect();
+            for key in keys {
+                let h = held.get_mut(&key).expect("just seen");
+                h.owner_gone = true;
+                if h.open_writers == 0 {
+                    self.watched.lock().pop(&key);
+                    gone.push(held.remove(&key).expect("just seen"));
+                } else {
+                    orphaned.push(key);
+                }
             }
+        }
+        for h in &gone {
+            log::info!(
+                "{}: owner pid {} ({}) exited; lock released",
+                h.record.path,
+                h.owner.pid,
+                h.record.profile
+            );
+        }
+        self.recycle_exited(gone);
+        for key in orphaned {
+            self.mark_orphaned(key);
+        }
+    }
+
+    /// Rewrites the record of `key` (held here, its owner gone, a handle still open) to say
+    /// so, for `status`; the lock itself does not change.
+    fn mark_orphaned(&self, key: (u64, u64)) {
+        let Some(dir) = self
+            .held
+            .lock()
+            .get(&key)
+            .and_then(|h| h.lock_file.parent().map(Path::to_path_buf))
+        else {
+            return;
+        };
+        let Ok(_mutex) = GroupMutex::lock_in(&dir) else {
+            return;
+        };
+        let mut held = self.held.lock();
+        let Some(h) = held.get_mut(&key) else {
+            return;
+        };
+        if !h.owner_gone
+            || h.open_writers == 0
+            || h.record.orphaned
+            || !h.written.intact(&h.lock_file)
+        {
+            return;
+        }
+        let rec = Record {
+            orphaned: true,
+            lease_until: unix_now() + self.config.lease.as_secs(),
+            ..h.record.clone()
+        };
+        match record::write(&h.lock_file, &rec, &self.spares) {
+            Ok(w) => {
+                log::info!(
+                    "{}: owner pid {} ({}) exited with a write handle still open (inherited by a \
+                     child); held until it is closed",
+                    rec.path,
+                    rec.owner.pid,
+                    rec.profile
+                );
+                h.written = w;
+                h.record = rec;
+                self.keep_fd(&mut held, key);
+            }
+            Err(e) => log::warn!("cannot rewrite {}: {e}", h.lock_file.display()),
+        }
+    }
+
+    /// The file `t` lost its last name (unlinked, or replaced by a rename) after `check_change`
+    /// allowed it: its lock goes with it, whichever daemon granted it. A name left to it (a
+    /// hard link) keeps the lock; the caller does not call this then.
+    pub fn forget_file(&self, t: &Target) {
+        let key = t.key();
+        let h = self.held.lock().remove(&key);
+        if h.is_some() {
+            self.watched.lock().pop(&key);
+        }
+        let Ok(lock_file) = self.lock_path(t.group_dir, t.dev, t.file.ino) else {
+            return;
+        };
+        if std::fs::symlink_metadata(&lock_file).is_err() {
+            return;
+        }
+        let Ok(_mutex) = GroupMutex::lock(t.group_dir) else {
+            return;
+        };
+        if read_for(&lock_file, &t.file).is_some() {
+            self.spares.recycle(&lock_file);
         }
     }
 
     /// Renews the leases of live owners (a touch of their lock files) and drops the locks of
-    /// owners that have exited. One lock at a time: an owner's open waits for at most one
-    /// lock file's I/O, however many locks are held (a process may own thousands).
+    /// owners that have exited with no handle left. One lock at a time: an owner's open waits
+    /// for at most one lock file's I/O, however many locks are held (a process may own
+    /// thousands).
     pub fn renew(&self) {
         let lease_until = unix_now() + self.config.lease.as_secs();
         let keys: Vec<(u64, u64)> = self.held.lock().keys().copied().collect();
         let mut exited = Vec::new();
+        let mut orphaned = Vec::new();
         for key in keys {
             let mut held = self.held.lock();
             let Some(h) = held.get_mut(&key) else {
                 continue;
             };
             let renewal = self.renew_one(h, lease_until);
+            if renewal == Renewal::Kept && h.owner_gone && !h.record.orphaned {
+                orphaned.push(key);
+            }
             if renewal != Renewal::Kept {
                 let h = held.remove(&key).expect("just seen");
                 self.watched.lock().pop(&key);
@@ -367,6 +612,9 @@ impl LockManager {
             }
         }
         self.recycle_exited(exited);
+        for key in orphaned {
+            self.mark_orphaned(key);
+        }
     }
 
     /// Renews one held lock.
@@ -374,7 +622,10 @@ impl LockManager {
         if !h.written.intact(&h.lock_file) {
             return Renewal::Lost;
         }
-        if !procs::is_alive(h.owner) {
+        if !h.owner_gone && !procs::is_alive(h.owner) {
+            h.owner_gone = true;
+        }
+        if h.owner_gone && h.open_writers == 0 {
             log::info!(
                 "{}: owner pid {} ({}) exited; lock released",
                 h.record.path,
@@ -427,6 +678,11 @@ impl LockManager {
     }
 }
 
+fn failed(group_dir: &Path, e: std::io::Error) -> Denied {
+    log::error!("cannot lock {}: {e}", group_dir.display());
+    Denied::Failed(e)
+}
+
 /// How many held locks keep their lock file open: a sixteenth of the open-file limit, within
 /// 16..=1024 (the inode table takes three quarters; see `fs::default_fd_budget`).
 fn watched_fds() -> std::num::NonZeroUsize {
@@ -434,33 +690,37 @@ fn watched_fds() -> std::num::NonZeroUsize {
     std::num::NonZeroUsize::new(n).expect("at least 16")
 }
 
-/// The record in `lock_file` if it is about `path`. Read without the group's flock, a lock
-/// file may have been released and reused for another transcript meanwhile (see `Spares`).
-fn read_for(lock_file: &Path, path: &str) -> Option<Record> {
-    record::read(lock_file).filter(|r| r.path == path)
+/// The record in `lock_file` if it is about `file`. Read without the group's flock, a lock
+/// file may have been released and reused for another file meanwhile (see `Spares`); a
+/// record of an earlier file with the same inode number is no lock either.
+fn read_for(lock_file: &Path, file: &FileId) -> Option<Record> {
+    record::read(lock_file).filter(|r| r.file.same_file(file))
 }
 
+/// Renews leases every `period`, and meanwhile releases the locks of owners as they exit.
 fn renew_loop(m: &Weak<LockManager>, period: Duration) {
+    let mut next = Instant::now() + period;
     loop {
-        std::thread::sleep(period);
-        match m.upgrade() {
-            Some(m) => m.renew(),
-            None => return,
+        let Some(mgr) = m.upgrade() else { return };
+        for owner in mgr
+            .owners
+            .wait(next.saturating_duration_since(Instant::now()))
+        {
+            mgr.owner_exited(owner);
+        }
+        if Instant::now() >= next {
+            mgr.renew();
+            next = Instant::now() + period;
         }
     }
 }
 
-/// A refusal as one log line: the file, who was refused, and who holds it since when.
-pub fn describe_refusal(refused: &Record, who: &Requester) -> String {
+/// A refusal as one log line: the file (`path`, where the refused writer met it), who was
+/// refused, and who holds it since when.
+pub fn describe_refusal(refused: &Record, path: &str, who: &Requester) -> String {
     let age = unix_now().saturating_sub(refused.since);
     format!(
         "refused write to {} by pid {} ({}): held by pid {} ({}) on {} for {}s",
-        refused.path,
-        who.proc.pid,
-        who.profile,
-        refused.owner.pid,
-        refused.profile,
-        refused.host.name,
-        age
+        path, who.proc.pid, who.profile, refused.owner.pid, refused.profile, refused.host.name, age
     )
 }

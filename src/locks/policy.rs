@@ -3,11 +3,19 @@
 //!
 //! - No record: the requester takes it.
 //! - The record names the requester (same host, same pid *and* start time): it is the owner.
-//! - Same host, owner dead (or its pid reused by another process): the requester takes over.
 //! - Same host, owner alive: held, unless the owner lapsed: no write handle open and no write
 //!   for the idle limit (when one is set). Only the daemon that granted the lock knows the
 //!   owner's open handles, so only its activity report can make an owner lapse.
+//! - Same host, owner dead (or its pid reused by another process): a write handle the owner
+//!   opened may still be open in a child that inherited it, so the lock is free only once the
+//!   granting daemon has seen every such handle released. This daemon's own grants: free when
+//!   none is open, else draining. Another live daemon's: draining (that daemon releases the
+//!   lock file as soon as the last handle closes). A dead daemon's: free (its handles died
+//!   with it).
 //! - Another host: held until the owning daemon's lease runs out; then the requester takes over.
+//!
+//! A record names its file by identity (`FileId`), never by path: the path it keeps is only
+//! for people.
 
 use std::time::Duration;
 
@@ -20,10 +28,33 @@ pub struct HostId {
     pub boot_id: String,
 }
 
+/// A file's identity in its store: its inode number and, where the filesystem keeps one, its
+/// birth time in nanoseconds (so that a reused inode number is another file).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileId {
+    pub ino: u64,
+    pub btime: Option<u64>,
+}
+
+impl FileId {
+    /// Whether a record made for `self` speaks of `other`: the same inode number, born at the
+    /// same time when both birth times are known.
+    pub fn same_file(&self, other: &FileId) -> bool {
+        self.ino == other.ino
+            && match (self.btime, other.btime) {
+                (Some(a), Some(b)) => a == b,
+                _ => true,
+            }
+    }
+}
+
 /// What a lock file says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Record {
-    /// The transcript, relative to its group dir (e.g. `projects/-home-me-app/<sid>.jsonl`).
+    /// The locked file.
+    pub file: FileId,
+    /// Where the file was when it was locked, relative to its group dir, escaped to one line
+    /// (see `locks::text`). For people only: the file may have moved since.
     pub path: String,
     pub host: HostId,
     pub owner: ProcId,
@@ -32,8 +63,11 @@ pub struct Record {
     pub since: u64,
     /// Unix seconds until which the owning daemon vouches for it (renewed while held).
     pub lease_until: u64,
-    /// The pid of the daemon that granted it (only that daemon knows the owner's handles).
-    pub daemon: u32,
+    /// The daemon that granted it: only that daemon knows the owner's open handles.
+    pub daemon: ProcId,
+    /// The owner has exited while a write handle it opened is still open (a child inherited
+    /// it); the granting daemon keeps the lock until that handle is released.
+    pub orphaned: bool,
 }
 
 /// How busy the owner has been, as far as this daemon knows.
@@ -53,6 +87,9 @@ pub enum Verdict {
     Free,
     /// Someone else holds it: refuse.
     Held,
+    /// The owner is gone, but a write handle it opened may still be open: wait a moment for
+    /// its release, and refuse if it does not come.
+    Draining,
 }
 
 pub struct Judge<'a> {
@@ -62,6 +99,8 @@ pub struct Judge<'a> {
 }
 
 impl Judge<'_> {
+    /// `activity` is this daemon's knowledge of the owner's handles: Some when the record is
+    /// this daemon's grant (or there is none), None when another daemon granted it.
     pub fn judge(
         &self,
         record: Option<&Record>,
@@ -83,7 +122,12 @@ impl Judge<'_> {
             return Verdict::Owner;
         }
         if !alive(r.owner) {
-            return Verdict::Free;
+            return match activity {
+                Some(a) if a.open_writers > 0 => Verdict::Draining,
+                Some(_) => Verdict::Free,
+                None if alive(r.daemon) => Verdict::Draining,
+                None => Verdict::Free,
+            };
         }
         let lapsed = match (self.idle_limit, activity) {
             (Some(limit), Some(a)) => a.open_writers == 0 && a.since_write >= limit,
@@ -106,15 +150,22 @@ mod tests {
 
     fn record(h: HostId, pid: u32, start: u64, lease_until: u64) -> Record {
         Record {
+            file: FileId {
+                ino: 7,
+                btime: Some(1),
+            },
             path: "projects/p/s.jsonl".into(),
             host: h,
             owner: ProcId { pid, start },
             profile: "work".into(),
             since: 100,
             lease_until,
-            daemon: 1,
+            daemon: DAEMON,
+            orphaned: false,
         }
     }
+
+    const DAEMON: ProcId = ProcId { pid: 1, start: 1 };
 
     const BUSY: Option<Activity> = Some(Activity {
         open_writers: 1,
@@ -158,13 +209,49 @@ mod tests {
     }
 
     #[test]
-    fn a_dead_owner_frees_it_at_once() {
+    fn a_dead_owner_frees_it_once_its_handles_are_closed() {
         let h = host("a");
         let r = record(h.clone(), 10, 5, u64::MAX);
+        let other = ProcId { pid: 11, start: 9 };
+        let j = judge(&h, None);
+        let closed = Some(Activity {
+            open_writers: 0,
+            since_write: Duration::ZERO,
+        });
+        assert_eq!(j.judge(Some(&r), other, |_| false, closed), Verdict::Free);
+        // A child may write on through a handle the owner opened.
+        assert_eq!(j.judge(Some(&r), other, |_| false, BUSY), Verdict::Draining);
+    }
+
+    #[test]
+    fn another_daemons_dead_owner_waits_for_that_daemon() {
+        // Only the granting daemon knows the handles: while it lives, it releases the lock
+        // itself; once it is gone, its handles are gone too.
+        let h = host("a");
+        let r = record(h.clone(), 10, 5, u64::MAX);
+        let other = ProcId { pid: 11, start: 9 };
+        let j = judge(&h, None);
         assert_eq!(
-            judge(&h, None).judge(Some(&r), ProcId { pid: 11, start: 9 }, |_| false, BUSY),
-            Verdict::Free
+            j.judge(Some(&r), other, |p| p == DAEMON, None),
+            Verdict::Draining
         );
+        assert_eq!(j.judge(Some(&r), other, |_| false, None), Verdict::Free);
+    }
+
+    #[test]
+    fn a_reused_inode_number_is_another_file() {
+        let a = FileId {
+            ino: 5,
+            btime: Some(100),
+        };
+        assert!(a.same_file(&a));
+        assert!(!a.same_file(&FileId {
+            btime: Some(101),
+            ..a
+        }));
+        assert!(!a.same_file(&FileId { ino: 6, ..a }));
+        // Without a birth time (a filesystem that keeps none), the number decides.
+        assert!(a.same_file(&FileId { btime: None, ..a }));
     }
 
     #[test]
@@ -176,7 +263,7 @@ mod tests {
         let newcomer = ProcId { pid: 10, start: 77 };
         let alive = |p: ProcId| p == newcomer;
         assert_eq!(
-            judge(&h, None).judge(Some(&r), newcomer, alive, BUSY),
+            judge(&h, None).judge(Some(&r), newcomer, alive, IDLE),
             Verdict::Free
         );
     }

@@ -1,7 +1,12 @@
 //! Lock files: one per held transcript under `<group>/.ccsfs/locks/`, so that every daemon
-//! sharing the store (on this host or another) sees the same owner. The text format, the file
-//! names, and the read/write/remove operations; a per-group `flock` makes a daemon's
-//! read-decide-write atomic against the others (flock is honoured across NFS clients too).
+//! sharing the store (on this host or another) sees the same owner. A lock file is named after
+//! the file's identity (its inode number; see `file_name`) and holds one JSON record (serde),
+//! which no file name can break. Also the read/write/remove operations, spare files, and the
+//! per-group `flock` that makes a daemon's read-decide-write atomic against the others (flock
+//! is honoured across NFS clients too).
+//!
+//! Lock files of earlier versions (key=value text, named after the transcript's path) are
+//! never read: their names cannot be matched to a file, and none is named like a new one.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -9,76 +14,112 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
-use super::policy::{HostId, Record};
+use serde::{Deserialize, Serialize};
+
+use super::policy::{FileId, HostId, Record};
 use crate::procs::ProcId;
 
 pub const LOCKS_DIR: &str = ".ccsfs/locks";
 
-/// Longest file name derived from a path before a hash is used instead.
-const MAX_NAME: usize = 200;
+/// The record format this version writes and reads.
+const FORMAT: u32 = 2;
 
 pub fn locks_dir(group_dir: &Path) -> PathBuf {
     group_dir.join(LOCKS_DIR)
 }
 
-/// The lock file name for a transcript path relative to its group dir.
-pub fn file_name(path: &str) -> String {
-    let mut name = String::with_capacity(path.len() + 5);
-    for c in path.chars() {
-        match c {
-            '%' => name.push_str("%25"),
-            '/' => name.push_str("%2F"),
-            c => name.push(c),
-        }
+/// The lock file name for the file `(dev, ino)` in a store whose group dir is on `group_dev`.
+/// A file on the group dir's own filesystem is named by its inode number alone, so that
+/// machines sharing the store over NFS (each with its own device number for it) agree; a file
+/// on another filesystem mounted inside the store has its device in the name too.
+pub fn file_name(group_dev: u64, dev: u64, ino: u64) -> String {
+    if dev == group_dev {
+        format!("ino-{ino}.lock")
+    } else {
+        format!("dev-{dev}-ino-{ino}.lock")
     }
-    if name.len() > MAX_NAME {
-        // FNV-1a: stable across builds and machines, which is all a name needs.
-        let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-        for b in path.bytes() {
-            h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-        name = format!("h-{h:016x}");
-    }
-    name + ".lock"
 }
 
-/// The text of a lock file. The lease is stored as a length: it runs from the file's mtime,
-/// so that renewing it is a `touch`, not a rewrite.
+/// The lock file of the file `(dev, ino)` in the store at `group_dir`.
+pub fn lock_file(group_dir: &Path, dev: u64, ino: u64) -> io::Result<PathBuf> {
+    let group_dev = std::fs::metadata(group_dir)?.dev();
+    Ok(locks_dir(group_dir).join(file_name(group_dev, dev, ino)))
+}
+
+/// A record as stored: JSON, one object. The lease is stored as a length: it runs from the
+/// file's mtime, so that renewing it is a `touch`, not a rewrite.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    v: u32,
+    ino: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    btime_ns: Option<u64>,
+    path: String,
+    host: String,
+    boot_id: String,
+    pid: u32,
+    start: u64,
+    profile: String,
+    since: u64,
+    lease: u64,
+    daemon_pid: u32,
+    daemon_start: u64,
+    #[serde(default)]
+    orphaned: bool,
+}
+
+/// The text of a lock file written at `now` (Unix seconds).
 pub fn to_text(r: &Record, now: u64) -> String {
-    format!(
-        "path={}\nhost={}\nboot_id={}\npid={}\nstart={}\nprofile={}\nsince={}\nlease={}\ndaemon={}\n",
-        r.path,
-        r.host.name,
-        r.host.boot_id,
-        r.owner.pid,
-        r.owner.start,
-        r.profile,
-        r.since,
-        r.lease_until.saturating_sub(now),
-        r.daemon
-    )
+    let stored = Stored {
+        v: FORMAT,
+        ino: r.file.ino,
+        btime_ns: r.file.btime,
+        path: r.path.clone(),
+        host: r.host.name.clone(),
+        boot_id: r.host.boot_id.clone(),
+        pid: r.owner.pid,
+        start: r.owner.start,
+        profile: r.profile.clone(),
+        since: r.since,
+        lease: r.lease_until.saturating_sub(now),
+        daemon_pid: r.daemon.pid,
+        daemon_start: r.daemon.start,
+        orphaned: r.orphaned,
+    };
+    let mut text = serde_json::to_string(&stored).expect("a record serializes");
+    text.push('\n');
+    text
 }
 
 /// Parses a lock file whose mtime (the start of its current lease) is `mtime` (Unix seconds).
+/// Anything else (an older version's text, a torn or foreign file) is no record.
 pub fn parse(text: &str, mtime: u64) -> Option<Record> {
-    let get = |k: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(k)?.strip_prefix('='))
-    };
+    let s: Stored = serde_json::from_str(text).ok()?;
+    if s.v != FORMAT {
+        return None;
+    }
     Some(Record {
-        path: get("path")?.to_string(),
+        file: FileId {
+            ino: s.ino,
+            btime: s.btime_ns,
+        },
+        path: s.path,
         host: HostId {
-            name: get("host")?.to_string(),
-            boot_id: get("boot_id")?.to_string(),
+            name: s.host,
+            boot_id: s.boot_id,
         },
         owner: ProcId {
-            pid: get("pid")?.parse().ok()?,
-            start: get("start")?.parse().ok()?,
+            pid: s.pid,
+            start: s.start,
         },
-        profile: get("profile")?.to_string(),
-        since: get("since")?.parse().ok()?,
-        lease_until: mtime + get("lease")?.parse::<u64>().ok()?,
-        daemon: get("daemon").and_then(|d| d.parse().ok()).unwrap_or(0),
+        profile: s.profile,
+        since: s.since,
+        lease_until: mtime.saturating_add(s.lease),
+        daemon: ProcId {
+            pid: s.daemon_pid,
+            start: s.daemon_start,
+        },
+        orphaned: s.orphaned,
     })
 }
 
@@ -307,15 +348,15 @@ pub fn remove(path: &Path) {
     let _ = std::fs::remove_file(path);
 }
 
-/// Every readable lock record under a group dir.
-pub fn list(group_dir: &Path) -> Vec<Record> {
+/// Every readable lock record under a group dir, with its lock file.
+pub fn list(group_dir: &Path) -> Vec<(PathBuf, Record)> {
     let Ok(entries) = std::fs::read_dir(locks_dir(group_dir)) else {
         return Vec::new();
     };
     entries
         .flatten()
-        .filter(|e| e.file_name().to_string_lossy().ends_with(".lock"))
-        .filter_map(|e| read(&e.path()))
+        .filter(|e| e.file_name().as_encoded_bytes().ends_with(b".lock"))
+        .filter_map(|e| Some((e.path(), read(&e.path())?)))
         .collect()
 }
 
@@ -354,6 +395,10 @@ mod tests {
 
     fn rec(path: &str) -> Record {
         Record {
+            file: FileId {
+                ino: path.len() as u64,
+                btime: Some(1_700_000_000_123_456_789),
+            },
             path: path.into(),
             host: HostId {
                 name: "box".into(),
@@ -366,7 +411,8 @@ mod tests {
             profile: "work".into(),
             since: 1_700_000_000,
             lease_until: 1_700_000_030,
-            daemon: 7,
+            daemon: ProcId { pid: 7, start: 70 },
+            orphaned: false,
         }
     }
 
@@ -384,20 +430,52 @@ mod tests {
             r.lease_until + 100,
             "a touch renews the lease"
         );
-        assert_eq!(parse("pid=1\n", 0), None, "an incomplete file is no lock");
+        let orphaned = Record {
+            orphaned: true,
+            file: FileId {
+                ino: 3,
+                btime: None,
+            },
+            ..r.clone()
+        };
+        assert_eq!(
+            parse(&to_text(&orphaned, 1_700_000_000), 1_700_000_000),
+            Some(orphaned)
+        );
+        assert_eq!(
+            parse("{\"pid\":1}", 0),
+            None,
+            "an incomplete file is no lock"
+        );
+        assert_eq!(parse("", 0), None);
     }
 
     #[test]
-    fn names_are_flat_unique_and_bounded() {
+    fn a_name_cannot_forge_fields() {
+        let evil = "projects/p/inj\nhost=evilhost\npid=1\n\",\"host\":\"evil\",\".jsonl";
+        let r = rec(evil);
+        let text = to_text(&r, 1_700_000_000);
+        assert_eq!(text.lines().count(), 1, "one line: {text}");
+        assert_eq!(parse(&text, 1_700_000_000), Some(r));
+    }
+
+    #[test]
+    fn an_older_versions_text_is_no_record() {
+        let old = "path=projects/p/s.jsonl\nhost=box\nboot_id=1\npid=42\nstart=9000\nprofile=work\nsince=1\nlease=30\ndaemon=7\n";
+        assert_eq!(parse(old, 0), None);
+        let future = to_text(&rec("p"), 0).replace("\"v\":2", "\"v\":3");
         assert_eq!(
-            file_name("projects/p/s.jsonl"),
-            "projects%2Fp%2Fs.jsonl.lock"
+            parse(&future, 0),
+            None,
+            "an unknown format is not guessed at"
         );
-        assert_ne!(file_name("a/b%2Fc"), file_name("a%2Fb/c"));
-        let long = format!("projects/{}/s.jsonl", "x".repeat(300));
-        let n = file_name(&long);
-        assert!(n.len() < 40 && n.starts_with("h-"), "{n}");
-        assert_eq!(n, file_name(&long), "stable");
+    }
+
+    #[test]
+    fn names_are_the_files_identity() {
+        assert_eq!(file_name(10, 10, 1234), "ino-1234.lock");
+        assert_eq!(file_name(10, 11, 1234), "dev-11-ino-1234.lock");
+        assert_ne!(file_name(10, 10, 1234), file_name(10, 11, 1234));
     }
 
     #[test]
@@ -406,13 +484,13 @@ mod tests {
         let dir = locks_dir(d.path());
         let spares = Spares::default();
         let (a, b) = (rec("projects/p/a.jsonl"), rec("projects/p/b.jsonl"));
-        let pa = dir.join(file_name(&a.path));
-        let pb = dir.join(file_name(&b.path));
+        let pa = dir.join(file_name(1, 1, 1));
+        let pb = dir.join(file_name(1, 1, 2));
         write(&pa, &a, &spares).unwrap();
         let ino = std::fs::metadata(&pa).unwrap().ino();
         spares.recycle(&pa);
         assert!(!pa.exists(), "a released lock is gone from its name");
-        assert_eq!(list(d.path()), vec![], "spares are no locks");
+        assert!(list(d.path()).is_empty(), "spares are no locks");
         let w = write(&pb, &b, &spares).unwrap();
         assert!(w.intact(&pb));
         assert_eq!(
@@ -447,7 +525,7 @@ mod tests {
             lease_until: now + 30,
             ..rec("projects/p/s.jsonl")
         };
-        let path = locks_dir(d.path()).join(file_name(&r.path));
+        let path = locks_dir(d.path()).join(file_name(1, 1, 5));
         let w1 = write(&path, &r, &Spares::default()).unwrap();
         assert!(w1.intact(&path));
         let back = read(&path).unwrap();
@@ -462,7 +540,7 @@ mod tests {
             },
             r
         );
-        assert_eq!(list(d.path()), vec![back]);
+        assert_eq!(list(d.path()), vec![(path.clone(), back)]);
         let mut w2 = write(
             &path,
             &Record {
@@ -488,7 +566,7 @@ mod tests {
     fn a_lock_without_its_fd_is_checked_by_path() {
         let d = tempfile::tempdir().unwrap();
         let r = rec("projects/p/s.jsonl");
-        let path = locks_dir(d.path()).join(file_name(&r.path));
+        let path = locks_dir(d.path()).join(file_name(1, 1, 5));
         let mut w1 = write(&path, &r, &Spares::default()).unwrap();
         w1.let_go_of_fd();
         assert!(w1.intact(&path));

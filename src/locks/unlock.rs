@@ -1,13 +1,16 @@
 //! Finding and clearing locks by hand: `ccsfs status` lists the lock files of every group the
-//! profiles use, and `ccsfs unlock PATH` removes one (asking for `--force` while its owner
-//! lives). PATH may be a path through the mount or in the group store.
+//! profiles use, each under the path its file has now, and `ccsfs unlock PATH` removes one
+//! (asking for `--force` while its owner lives). PATH may be a path through the mount or in the
+//! group store.
 
+use std::collections::{HashMap, HashSet};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::policy::Record;
-use super::record;
-use super::this_host;
+use super::policy::{FileId, Record};
+use super::{record, text, this_host};
 use crate::config::Profile;
 use crate::layout::Layout;
 use crate::procs;
@@ -17,14 +20,23 @@ use crate::routes::ProfileRoutes;
 #[derive(Clone, Debug, serde::Serialize)]
 pub struct LockInfo {
     pub group: String,
+    /// Where the file is now, relative to the group dir, escaped to one line (see `text`):
+    /// found by the file's identity, so a file moved since it was locked shows where it went.
+    /// When the file has no name left, the path it was locked under.
     pub file: String,
+    /// The file has no name in the store any more (it was removed while open).
+    pub deleted: bool,
     pub profile: String,
     pub pid: u32,
     pub host: String,
     pub since: u64,
     pub age_secs: u64,
-    /// Whether the owner still holds it (alive here, or its lease still running elsewhere).
+    /// Whether the owner still holds it (alive here, or its lease still running elsewhere), or
+    /// a write handle it opened is still open.
     pub live: bool,
+    /// The owner has exited, but a write handle it opened (inherited by a child) is still
+    /// open: the lock stays until that handle is closed.
+    pub orphaned: bool,
 }
 
 fn now() -> u64 {
@@ -34,11 +46,12 @@ fn now() -> u64 {
         .unwrap_or(0)
 }
 
-/// Whether a record's owner still holds it: a live process on this host, or an unexpired
-/// lease from another.
+/// Whether a record's owner still holds it: a live process on this host (or, once it exited,
+/// a write handle it opened that its live daemon still counts), or an unexpired lease from
+/// another host.
 pub fn is_live(r: &Record) -> bool {
     if r.host == this_host() {
-        procs::is_alive(r.owner)
+        procs::is_alive(r.owner) || (r.orphaned && procs::is_alive(r.daemon))
     } else {
         now() < r.lease_until
     }
@@ -55,20 +68,96 @@ fn groups(profiles: &[Profile]) -> Vec<String> {
     g
 }
 
+/// A file's identity as lock records name it.
+fn file_id(m: &std::fs::Metadata) -> FileId {
+    FileId {
+        ino: m.ino(),
+        btime: m
+            .created()
+            .ok()
+            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+            .map(|d| d.as_nanos() as u64),
+    }
+}
+
+/// Whether `rel` (escaped) under `group_dir` is the file `file`.
+fn is_at(group_dir: &Path, rel: &str, file: &FileId) -> bool {
+    let Some(bytes) = text::unescape(rel) else {
+        return false;
+    };
+    std::fs::symlink_metadata(group_dir.join(std::ffi::OsStr::from_bytes(&bytes)))
+        .is_ok_and(|m| m.is_file() && file_id(&m).same_file(file))
+}
+
+/// Most entries a search for moved files reads in one group store.
+const MAX_SEARCH: usize = 200_000;
+
+/// Where the files with inode numbers `inos` are now under `group_dir` (escaped paths,
+/// relative to it): one walk of the store, reading inode numbers from the directory entries
+/// (no stat per file). The lock dir is skipped; a file with several names is found under one.
+fn find_files(group_dir: &Path, inos: &HashSet<u64>) -> HashMap<u64, String> {
+    let mut found = HashMap::new();
+    let mut dirs = vec![PathBuf::new()];
+    let mut seen = 0;
+    while let Some(rel) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(group_dir.join(&rel)) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            seen += 1;
+            if seen > MAX_SEARCH || found.len() == inos.len() {
+                return found;
+            }
+            let Ok(kind) = e.file_type() else { continue };
+            let path = rel.join(e.file_name());
+            if kind.is_dir() && path != Path::new(".ccsfs") {
+                dirs.push(path);
+            } else if kind.is_file() && inos.contains(&e.ino()) {
+                found
+                    .entry(e.ino())
+                    .or_insert_with(|| text::escape(path.as_os_str().as_bytes()));
+            }
+        }
+    }
+    found
+}
+
 /// Every lock file in the groups the profiles use.
 pub fn list(layout: &Layout, profiles: &[Profile]) -> Vec<LockInfo> {
     let mut out = Vec::new();
     for g in groups(profiles) {
-        for r in record::list(&layout.group_dir(&g)) {
+        let dir = layout.group_dir(&g);
+        let records: Vec<Record> = record::list(&dir).into_iter().map(|(_, r)| r).collect();
+        let moved: HashSet<u64> = records
+            .iter()
+            .filter(|r| !is_at(&dir, &r.path, &r.file))
+            .map(|r| r.file.ino)
+            .collect();
+        let now_at = if moved.is_empty() {
+            HashMap::new()
+        } else {
+            find_files(&dir, &moved)
+        };
+        for r in records {
+            let (file, deleted) = if moved.contains(&r.file.ino) {
+                match now_at.get(&r.file.ino) {
+                    Some(p) => (p.clone(), false),
+                    None => (r.path.clone(), true),
+                }
+            } else {
+                (r.path.clone(), false)
+            };
             out.push(LockInfo {
                 group: g.clone(),
-                file: r.path.clone(),
+                file,
+                deleted,
                 profile: r.profile.clone(),
                 pid: r.owner.pid,
                 host: r.host.name.clone(),
                 since: r.since,
                 age_secs: now().saturating_sub(r.since),
                 live: is_live(&r),
+                orphaned: r.orphaned,
             });
         }
     }
@@ -98,7 +187,7 @@ pub fn resolve(
     profiles: &[Profile],
     mount_point: &Path,
     path: &Path,
-) -> Result<(PathBuf, String), String> {
+) -> Result<(PathBuf, PathBuf), String> {
     let path = lexical_absolute(path);
     let shown = path.display();
     let mnt = crate::mount::absolute_mount_point(mount_point);
@@ -130,14 +219,14 @@ pub fn resolve(
             .map(Path::to_path_buf)
             .unwrap_or_else(|_| route.name.into());
         let rest: PathBuf = below.components().skip(1).collect();
-        return Ok((group_dir, rel.join(rest).to_string_lossy().into_owned()));
+        return Ok((group_dir, rel.join(rest)));
     }
     let groups_root = layout.ccs_dir.join("shared").join("context-groups");
     if let Ok(rest) = path.strip_prefix(&groups_root) {
         let mut parts = rest.components();
         if let Some(g) = parts.next() {
             let rel: PathBuf = parts.collect();
-            return Ok((groups_root.join(g), rel.to_string_lossy().into_owned()));
+            return Ok((groups_root.join(g), rel));
         }
     }
     Err(format!(
@@ -147,6 +236,8 @@ pub fn resolve(
 }
 
 /// Removes the lock on a transcript. Refuses while its owner still holds it unless `force`.
+/// The lock is found by the file's identity; a file without that name any more (moved or
+/// deleted) by the path it was locked under.
 pub fn unlock(
     layout: &Layout,
     profiles: &[Profile],
@@ -155,15 +246,27 @@ pub fn unlock(
     force: bool,
 ) -> Result<String, String> {
     let (group_dir, rel) = resolve(layout, profiles, mount_point, path)?;
-    let file = record::locks_dir(&group_dir).join(record::file_name(&rel));
+    let shown = text::escape(rel.as_os_str().as_bytes());
     let _mutex = record::GroupMutex::lock(&group_dir)
         .map_err(|e| format!("cannot lock {}: {e}", group_dir.display()))?;
-    let Some(r) = record::read(&file) else {
-        return Ok(format!("{rel} is not locked"));
+    let by_file = std::fs::symlink_metadata(group_dir.join(&rel))
+        .ok()
+        .and_then(|m| {
+            let file = record::lock_file(&group_dir, m.dev(), m.ino()).ok()?;
+            let r = record::read(&file).filter(|r| r.file.same_file(&file_id(&m)))?;
+            Some((file, r))
+        });
+    let found = by_file.or_else(|| {
+        record::list(&group_dir)
+            .into_iter()
+            .find(|(_, r)| r.path == shown)
+    });
+    let Some((file, r)) = found else {
+        return Ok(format!("{shown} is not locked"));
     };
     if is_live(&r) && !force {
         return Err(format!(
-            "{rel} is held by pid {} (profile {}) on {} for {}s; stop that process, or pass --force to take the lock away",
+            "{shown} is held by pid {} (profile {}) on {} for {}s; stop that process, or pass --force to take the lock away",
             r.owner.pid,
             r.profile,
             r.host.name,
@@ -172,7 +275,7 @@ pub fn unlock(
     }
     record::remove(&file);
     Ok(format!(
-        "unlocked {rel} (was held by pid {}, profile {})",
+        "unlocked {shown} (was held by pid {}, profile {})",
         r.owner.pid, r.profile
     ))
 }
@@ -200,7 +303,7 @@ mod tests {
         let mnt = Path::new("/h/.ccs/mnt");
         let want = (
             PathBuf::from("/h/.ccs/shared/context-groups/team"),
-            "projects/x/s.jsonl".to_string(),
+            PathBuf::from("projects/x/s.jsonl"),
         );
         assert_eq!(
             resolve(
@@ -236,7 +339,7 @@ mod tests {
             resolve(&l, &p, mnt, Path::new("/h/.ccs/mnt/work/todos/t.jsonl"))
                 .unwrap()
                 .1,
-            "continuity/todos/t.jsonl"
+            Path::new("continuity/todos/t.jsonl")
         );
     }
 
