@@ -4,7 +4,7 @@
 //! whole FUSE round trip, while a cached entry is checked with one poll on a thread pidfd.
 
 use std::num::NonZeroUsize;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::OwnedFd;
 
 use lru::LruCache;
 use parking_lot::Mutex;
@@ -70,21 +70,20 @@ const PIDFD_THREAD: libc::c_int = libc::O_EXCL;
 
 /// A pidfd that refers to exactly one thread, whatever becomes of its id later.
 fn thread_pidfd(tid: u32) -> Option<OwnedFd> {
-    // SAFETY: plain syscall; a non-negative result is a new fd we own.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, tid as libc::pid_t, PIDFD_THREAD) };
-    // SAFETY: see above.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    let pid = rustix::process::Pid::from_raw(i32::try_from(tid).ok()?)?;
+    let flags = rustix::process::PidfdFlags::from_bits_retain(PIDFD_THREAD as u32);
+    rustix::process::pidfd_open(pid, flags).ok()
 }
 
 /// Whether the thread behind a pidfd is still running (its pidfd polls readable once it exits).
 fn pidfd_alive(fd: &OwnedFd) -> bool {
-    let mut p = libc::pollfd {
-        fd: fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
+    use rustix::event::{PollFd, PollFlags, Timespec, poll};
+    let mut p = [PollFd::new(fd, PollFlags::IN)];
+    let now = Timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
     };
-    // SAFETY: one valid pollfd, zero timeout.
-    unsafe { libc::poll(&mut p, 1, 0) == 0 }
+    poll(&mut p, Some(&now)) == Ok(0)
 }
 
 /// Thread id → process identity, cached. A cached entry holds a pidfd on that very thread:
@@ -155,7 +154,8 @@ mod tests {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
         let h = std::thread::spawn(move || {
-            tx.send(unsafe { libc::gettid() } as u32).unwrap();
+            tx.send(rustix::thread::gettid().as_raw_nonzero().get() as u32)
+                .unwrap();
             done_rx.recv().unwrap();
         });
         let tid = rx.recv().unwrap();

@@ -279,9 +279,11 @@ fn credentials_keep_mode_0600_through_claudes_rewrite() {
             assert_eq!(fs::read_to_string(&backing).unwrap(), body);
         }
         assert!(!names(&dir).contains(".credentials.json.tmp"));
+        // SAFETY: geteuid has no preconditions and cannot fail.
+        let euid = unsafe { libc::geteuid() };
         assert_eq!(
             fs::metadata(ccs.instance(p).join(CREDS)).unwrap().uid(),
-            unsafe { libc::geteuid() }
+            euid
         );
     }
 }

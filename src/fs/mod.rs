@@ -120,7 +120,7 @@ impl CcsFs {
             dirs: DirHandles::default(),
             files: Handles::default(),
             // SAFETY: geteuid has no preconditions.
-            as_root: unsafe { libc::geteuid() } == 0,
+            as_root: rustix::process::geteuid().is_root(),
             forbidden_symlink_roots: vec![instances, mount_abs.clone()],
             mount_abs,
             locks: LockManager::start(locks),
@@ -327,9 +327,8 @@ impl Filesystem for CcsFs {
         let _ = config.set_max_write(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN to register backing files. Depth 2 lets the stores
         // live on a stacked filesystem themselves (overlayfs in a container).
-        // SAFETY: geteuid has no preconditions.
         if self.passthrough.wanted()
-            && unsafe { libc::geteuid() } == 0
+            && rustix::process::geteuid().is_root()
             && config.add_capabilities(InitFlags::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(2).is_ok()
         {

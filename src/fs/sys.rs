@@ -19,6 +19,11 @@ pub fn errno() -> Errno {
     )
 }
 
+/// A rustix error as the errno FUSE replies with.
+fn rx(e: rustix::io::Errno) -> Errno {
+    Errno::from_i32(e.raw_os_error())
+}
+
 fn check(ret: libc::c_int) -> SysResult<libc::c_int> {
     if ret < 0 { Err(errno()) } else { Ok(ret) }
 }
@@ -274,8 +279,7 @@ pub fn drop_setid_path(fd: BorrowedFd) -> SysResult<()> {
 }
 
 pub fn ftruncate(fd: BorrowedFd, size: u64) -> SysResult<()> {
-    // SAFETY: plain syscall on an fd the caller owns.
-    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size as libc::off_t) }).map(drop)
+    rustix::fs::ftruncate(fd, size).map_err(rx)
 }
 
 /// Sets times on the file behind an O_PATH fd; `None` leaves a time as it is (UTIME_OMIT).
@@ -287,65 +291,41 @@ pub fn utimens_fd(fd: BorrowedFd, times: [libc::timespec; 2]) -> SysResult<()> {
 
 pub fn pread(fd: BorrowedFd, size: usize, offset: u64) -> SysResult<Vec<u8>> {
     let mut buf = Vec::<u8>::with_capacity(size);
-    // SAFETY: the buffer has `size` bytes of capacity; only the bytes read are exposed.
-    let n = unsafe {
-        libc::pread(
-            fd.as_raw_fd(),
-            buf.as_mut_ptr().cast(),
-            size,
-            offset as libc::off_t,
-        )
-    };
-    if n < 0 {
-        return Err(errno());
-    }
-    // SAFETY: the kernel initialised `n` bytes.
-    unsafe { buf.set_len(n as usize) };
+    rustix::io::pread(fd, rustix::buffer::spare_capacity(&mut buf), offset).map_err(rx)?;
     Ok(buf)
 }
 
 pub fn pwrite(fd: BorrowedFd, data: &[u8], offset: u64) -> SysResult<usize> {
-    // SAFETY: the slice is valid for its length.
-    let n = unsafe {
-        libc::pwrite(
-            fd.as_raw_fd(),
-            data.as_ptr().cast(),
-            data.len(),
-            offset as libc::off_t,
-        )
-    };
-    if n < 0 { Err(errno()) } else { Ok(n as usize) }
+    rustix::io::pwrite(fd, data, offset).map_err(rx)
 }
 
 pub fn fsync(fd: BorrowedFd, datasync: bool) -> SysResult<()> {
-    // SAFETY: plain syscalls on an fd the caller owns.
-    check(unsafe {
-        if datasync {
-            libc::fdatasync(fd.as_raw_fd())
-        } else {
-            libc::fsync(fd.as_raw_fd())
-        }
-    })
-    .map(drop)
+    if datasync {
+        rustix::fs::fdatasync(fd)
+    } else {
+        rustix::fs::fsync(fd)
+    }
+    .map_err(rx)
 }
 
+/// `lseek(2)` with a raw `whence` as FUSE passes it (SEEK_SET, _CUR, _END, _DATA, _HOLE).
 pub fn lseek(fd: BorrowedFd, offset: i64, whence: i32) -> SysResult<i64> {
-    // SAFETY: plain syscall.
-    let r = unsafe { libc::lseek(fd.as_raw_fd(), offset, whence) };
-    if r < 0 { Err(errno()) } else { Ok(r) }
+    use rustix::fs::SeekFrom;
+    let pos = match whence {
+        libc::SEEK_SET => SeekFrom::Start(u64::try_from(offset).map_err(|_| Errno::EINVAL)?),
+        libc::SEEK_CUR => SeekFrom::Current(offset),
+        libc::SEEK_END => SeekFrom::End(offset),
+        libc::SEEK_DATA => SeekFrom::Data(u64::try_from(offset).map_err(|_| Errno::ENXIO)?),
+        libc::SEEK_HOLE => SeekFrom::Hole(u64::try_from(offset).map_err(|_| Errno::ENXIO)?),
+        _ => return Err(Errno::EINVAL),
+    };
+    let at = rustix::fs::seek(fd, pos).map_err(rx)?;
+    i64::try_from(at).map_err(|_| Errno::EOVERFLOW)
 }
 
 pub fn fallocate(fd: BorrowedFd, mode: i32, offset: u64, len: u64) -> SysResult<()> {
-    // SAFETY: plain syscall.
-    check(unsafe {
-        libc::fallocate(
-            fd.as_raw_fd(),
-            mode,
-            offset as libc::off_t,
-            len as libc::off_t,
-        )
-    })
-    .map(drop)
+    let mode = rustix::fs::FallocateFlags::from_bits_retain(mode as u32);
+    rustix::fs::fallocate(fd, mode, offset, len).map_err(rx)
 }
 
 pub fn copy_file_range(
@@ -355,20 +335,9 @@ pub fn copy_file_range(
     off_out: u64,
     len: u64,
 ) -> SysResult<usize> {
-    let mut i = off_in as libc::loff_t;
-    let mut o = off_out as libc::loff_t;
-    // SAFETY: offsets point at valid locals.
-    let r = unsafe {
-        libc::copy_file_range(
-            fd_in.as_raw_fd(),
-            &mut i,
-            fd_out.as_raw_fd(),
-            &mut o,
-            len as usize,
-            0,
-        )
-    };
-    if r < 0 { Err(errno()) } else { Ok(r as usize) }
+    let (mut i, mut o) = (off_in, off_out);
+    let len = usize::try_from(len).unwrap_or(usize::MAX);
+    rustix::fs::copy_file_range(fd_in, Some(&mut i), fd_out, Some(&mut o), len).map_err(rx)
 }
 
 pub fn fstatvfs(fd: BorrowedFd) -> SysResult<libc::statvfs> {

@@ -581,10 +581,8 @@ mod tests {
         let f = File::options().write(true).open(&path).unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
         // SAFETY: an fd we own; null times mean "now".
-        assert_eq!(
-            unsafe { libc::futimens(f.as_raw_fd(), std::ptr::null()) },
-            0
-        );
+        let touched = unsafe { libc::futimens(f.as_raw_fd(), std::ptr::null()) };
+        assert_eq!(touched, 0);
         assert!(!w2.intact(&path), "a touch by anyone else is noticed");
         assert!(!w2.renew(&path));
         remove(&path);

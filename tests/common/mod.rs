@@ -188,12 +188,9 @@ impl Ccs {
     /// Kills the daemon with SIGKILL and waits until it is gone; returns its pid.
     pub fn kill_daemon(&self) -> i32 {
         let pid = self.daemon_pid().expect("daemon pid");
-        // SAFETY: plain kill(2).
-        assert_eq!(
-            unsafe { libc::kill(pid, libc::SIGKILL) },
-            0,
-            "kill -9 {pid}"
-        );
+        // SAFETY: plain kill(2), no memory involved.
+        let killed = unsafe { libc::kill(pid, libc::SIGKILL) };
+        assert_eq!(killed, 0, "kill -9 {pid}");
         assert!(
             wait_until(Duration::from_secs(10), || process_gone(pid)),
             "SIGKILLed daemon {pid} still there"
