@@ -15,6 +15,7 @@ use crate::fs::CcsFs;
 use crate::fusermount;
 use crate::layout::Layout;
 use crate::logfile::LogFile;
+use crate::mountpoint::{self, MountLock};
 use crate::procs::pid_alive;
 use crate::runfile::{RunFile, Served};
 use std::sync::Arc;
@@ -175,15 +176,19 @@ const CONNECTION_CHECK: Duration = Duration::from_secs(1);
 
 /// Mounts and serves. Daemonized (the default), returns in the parent once the mount answers.
 ///
-/// Every failure reaches the caller as one line: the daemon sends its own over the readiness
-/// pipe, and when it sends none (it died, or hangs) the command stops it and removes what it
-/// mounted.
+/// A mount point the mount would serve itself is refused first. The mount point's lock
+/// (`mountpoint::MountLock`) is taken before the point is checked for a mount and held until
+/// the mount answers or has failed, so two `mount`s of one point give one mount. Every failure
+/// reaches the caller as one line: the daemon sends its own over the readiness pipe, and when
+/// it sends none (it died, or hangs) the command stops it and removes what it mounted.
 pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Result<(), String> {
+    mountpoint::refuse_served(layout, profiles, &opts.mount_point)?;
     let abs = absolute_mount_point(&opts.mount_point);
+    let lock = MountLock::take(layout, &abs, mountpoint::MOUNT_LOCK_WAIT)?;
     preflight(&opts.mount_point)?;
     if opts.foreground {
         init_logging(None);
-        let startup = Arc::new(Startup::new(None));
+        let startup = Arc::new(Startup::new(None, lock));
         return serve(layout, profiles, opts, &startup);
     }
     let (read_end, write_end) = pipe()?;
@@ -195,7 +200,7 @@ pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Resu
         )),
         0 => {
             drop(read_end);
-            let startup = Arc::new(Startup::new(Some(write_end.into())));
+            let startup = Arc::new(Startup::new(Some(write_end.into()), lock));
             let result =
                 become_daemon(layout).and_then(|()| serve(layout, profiles, opts, &startup));
             let code = match result {
@@ -210,7 +215,9 @@ pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Resu
         }
         child => {
             drop(write_end);
-            await_daemon(read_end, child, layout, &abs)
+            let result = await_daemon(read_end, child, layout, &abs);
+            drop(lock);
+            result
         }
     }
 }
@@ -230,8 +237,8 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
 
 /// The command's side of the start: the daemon's "OK", or its one-line error. Without either
 /// (it died, or it hangs past `STARTUP_WAIT`) the daemon is stopped. After any failure, a FUSE
-/// mount left at the mount point is detached: the point was not mounted when `mount` began,
-/// so such a mount is the daemon's.
+/// mount left at the mount point is detached: the mount lock is still held and the point was
+/// not mounted under it, so such a mount can only be the daemon's.
 fn await_daemon(
     read_end: OwnedFd,
     child: libc::pid_t,
@@ -434,7 +441,7 @@ fn block_signals() -> libc::sigset_t {
 }
 
 /// The daemon's side of its start: the readiness pipe to the `mount` command that forked it
-/// (none in the foreground). Whichever comes first of
+/// (none in the foreground) and its copy of the mount point's lock. Whichever comes first of
 /// `ready` and `give_up` ends it; `fail` reports an error while the command still listens.
 struct Startup {
     state: parking_lot::Mutex<StartupState>,
@@ -442,17 +449,22 @@ struct Startup {
 
 struct StartupState {
     pipe: Option<std::fs::File>,
+    lock: Option<MountLock>,
     done: bool,
 }
 
 impl Startup {
-    fn new(pipe: Option<std::fs::File>) -> Startup {
+    fn new(pipe: Option<std::fs::File>, lock: MountLock) -> Startup {
         Startup {
-            state: parking_lot::Mutex::new(StartupState { pipe, done: false }),
+            state: parking_lot::Mutex::new(StartupState {
+                pipe,
+                lock: Some(lock),
+                done: false,
+            }),
         }
     }
 
-    /// Tells the command that the mount answers. Err when the command no
+    /// Tells the command that the mount answers, and lets the lock go. Err when the command no
     /// longer listens: it was killed before it could learn that the mount is there.
     fn ready(&self) -> Result<(), ()> {
         let mut st = self.state.lock();
@@ -461,16 +473,18 @@ impl Startup {
             Some(mut pipe) => pipe.write_all(b"OK\n").is_ok(),
             None => true,
         };
+        st.lock = None;
         if delivered { Ok(()) } else { Err(()) }
     }
 
-    /// Sends `error` (as one line) to the command if it still listens.
+    /// Sends `error` (as one line) to the command if it still listens, and lets the lock go.
     fn fail(&self, error: &str) {
         let mut st = self.state.lock();
         st.done = true;
         if let Some(mut pipe) = st.pipe.take() {
             let _ = writeln!(pipe, "{}", error.replace('\n', " "));
         }
+        st.lock = None;
     }
 
     /// For the startup watchdog: true (and the start is over) unless `ready` or `fail` came first.

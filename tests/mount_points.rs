@@ -1,5 +1,10 @@
 //! Where a mount may go, and the daemon's start and end, against the real binary, real mounts
 //! and real processes (issue 11, items 8–10):
+//! - a mount point that is the CCS dir, contains it, or lies inside (or around) a tree the
+//!   mount serves (instances, group stores, CCS's shared resources in `~/.claude`), also when
+//!   reached through a symlink or `..`, is refused with one line and leaves no mount and no
+//!   daemon; the default `<ccs>/mnt` still mounts;
+//! - `mount`s of one point at once give one mount and one daemon, the others one line;
 //! - a `mount` killed (SIGKILL) before its daemon is ready leaves nothing mounted, and one killed
 //!   later leaves a mount that `unmount` ends, daemon included;
 //! - the daemon exits when its mount goes away: `umount`, `fusermount3 -u`, and SIGTERM while a
@@ -12,7 +17,7 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{Ccs, THREE_PROFILES, bin, is_mounted, is_root, process_gone, stderr, wait_until};
@@ -92,6 +97,16 @@ fn children_of(parent: i32) -> Vec<i32> {
     out
 }
 
+/// How many entries the mount table has for `path`.
+fn mount_count(path: &Path) -> usize {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    table
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .count()
+}
+
 fn signal(pid: i32, sig: i32) {
     // SAFETY: plain kill(2).
     unsafe { libc::kill(pid, sig) };
@@ -133,6 +148,26 @@ impl Drop for Leftovers {
     }
 }
 
+/// Runs `cmd`, killing it after `limit`: its output, or None if it had to be killed.
+fn output_within(cmd: &mut Command, limit: Duration) -> Option<Output> {
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let deadline = Instant::now() + limit;
+    while child.try_wait().unwrap().is_none() {
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Some(child.wait_with_output().unwrap())
+}
+
 fn ccsfs(ccs: &Path, args: &[&Path]) -> Command {
     let mut c = Command::new(bin());
     c.arg("--ccs-dir").arg(ccs).args(args);
@@ -157,6 +192,124 @@ fn ok(out: &Output, what: &str) {
         out.status,
         stderr(out)
     );
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. dangerous mount points
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mount_points_the_mount_serves_are_refused_and_leave_nothing() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let tmp = ccs.tmp.path().to_path_buf();
+    // CCS's layout: instances, a group store, shared resources linked into ~/.claude.
+    let claude = tmp.join("home/.claude");
+    for d in ["commands/sub", "skills"] {
+        std::fs::create_dir_all(claude.join(d)).unwrap();
+    }
+    for p in ["work", "personal", "solo"] {
+        std::fs::create_dir_all(ccs.instance(p)).unwrap();
+    }
+    std::fs::create_dir_all(ccs.group_projects("team").join("p")).unwrap();
+    for name in ["commands", "skills"] {
+        std::os::unix::fs::symlink(claude.join(name), ccs.ccs.join("shared").join(name)).unwrap();
+    }
+    let link = tmp.join("to-work");
+    std::os::unix::fs::symlink(ccs.instance("work"), &link).unwrap();
+
+    let cases: Vec<(PathBuf, &str)> = vec![
+        (ccs.ccs.clone(), "the CCS dir itself"),
+        (tmp.clone(), "contains the CCS dir"),
+        (ccs.ccs.join("instances"), "instances"),
+        (ccs.instance("work"), "instances"),
+        (ccs.ccs.join("instances/work/../solo"), "instances"),
+        (link.clone(), "instances"),
+        (ccs.ccs.join("shared"), "shared"),
+        (ccs.group_projects("team").join("p"), "shared"),
+        (claude.join("commands/sub"), ".claude/commands"),
+        (claude.clone(), ".claude/"),
+        (ccs.ccs.join("logs"), "logs"),
+    ];
+    std::fs::create_dir_all(ccs.ccs.join("logs")).unwrap();
+    let _leftovers = Leftovers {
+        needle: tmp.clone(),
+        mount_points: cases.iter().map(|(p, _)| p.clone()).collect(),
+    };
+    for (mp, needle) in &cases {
+        let out = output_within(
+            &mut ccsfs(&ccs.ccs, &[Path::new("mount"), mp]),
+            Duration::from_secs(15),
+        )
+        .unwrap_or_else(|| panic!("`mount {}` hung for 15 s", mp.display()));
+        let line = assert_refused(&out, &[needle, "ccsfs mount"]);
+        // Named as given, or (with `..`) as resolved.
+        let named = [mp.clone(), mp.canonicalize().unwrap()];
+        assert!(
+            named
+                .iter()
+                .any(|n| line.contains(&n.display().to_string())),
+            "the refusal does not name {}: {line}",
+            mp.display()
+        );
+        assert_nothing_left(&ccs, mp);
+        assert!(!is_mounted(&link) && !is_mounted(&ccs.instance("solo")));
+    }
+
+    // The default mount point, inside the CCS dir, is fine.
+    ok(&ccs.cli(&["mount"]), "mount at the default <ccs>/mnt");
+    let default = ccs.ccs.join("mnt");
+    assert!(is_mounted(&default));
+    assert!(default.join("work").is_dir());
+    ok(&ccs.cli(&["unmount"]), "unmount of the default");
+    assert_nothing_left(&ccs, &default);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 8. one mount per mount point
+// ---------------------------------------------------------------------------------------------
+
+#[test]
+fn mounts_of_one_point_at_once_give_one_mount_and_one_daemon() {
+    let ccs = Ccs::new(Some(THREE_PROFILES));
+    let _leftovers = Leftovers {
+        needle: ccs.ccs.clone(),
+        mount_points: vec![ccs.mnt.clone()],
+    };
+    for round in 0..8 {
+        let children: Vec<Child> = (0..3)
+            .map(|_| {
+                ccsfs(&ccs.ccs, &[Path::new("mount"), &ccs.mnt])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        let outs: Vec<Output> = children
+            .into_iter()
+            .map(|c| c.wait_with_output().unwrap())
+            .collect();
+        let winners = outs.iter().filter(|o| o.status.success()).count();
+        assert_eq!(
+            (winners, mount_count(&ccs.mnt)),
+            (1, 1),
+            "round {round}: {winners} mounts succeeded, the table lists {} mounts; stderr: {:?}",
+            mount_count(&ccs.mnt),
+            outs.iter().map(stderr).collect::<Vec<_>>()
+        );
+        for o in outs.iter().filter(|o| !o.status.success()) {
+            assert_refused(o, &["already mounted", "ccsfs unmount"]);
+        }
+        let daemons = processes_mentioning(&ccs.ccs);
+        assert_eq!(daemons.len(), 1, "round {round}: daemons {daemons:?}");
+        assert_eq!(ccs.daemon_pid(), Some(daemons[0]));
+        assert!(ccs.profile("solo").is_dir());
+        ok(&ccs.cli(&["unmount", ccs.mnt.to_str().unwrap()]), "unmount");
+        assert!(
+            wait_until(Duration::from_secs(5), || process_gone(daemons[0])),
+            "round {round}: the daemon outlived its unmount"
+        );
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
