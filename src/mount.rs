@@ -468,7 +468,10 @@ impl Startup {
     /// longer listens: it was killed before it could learn that the mount is there.
     fn ready(&self) -> Result<(), ()> {
         let mut st = self.state.lock();
-        st.done = true;
+        if std::mem::replace(&mut st.done, true) {
+            // The startup watchdog gave up first; it ends the process.
+            return Err(());
+        }
         let delivered = match st.pipe.take() {
             Some(mut pipe) => pipe.write_all(b"OK\n").is_ok(),
             None => true,
@@ -524,11 +527,10 @@ fn watch_startup(startup: Arc<Startup>, mount_point: PathBuf) {
                 mount_point.display(),
                 STARTUP_LIMIT.as_secs()
             );
-            log::error!("{error}");
-            let mut st = startup.state.lock();
-            if let Some(mut pipe) = st.pipe.take() {
+            if let Some(mut pipe) = startup.state.lock().pipe.take() {
                 let _ = writeln!(pipe, "{error}");
             }
+            log::error!("{error}");
             std::process::exit(1);
         });
 }

@@ -112,6 +112,30 @@ fn signal(pid: i32, sig: i32) {
     unsafe { libc::kill(pid, sig) };
 }
 
+/// SIGSTOPs `pid` and waits until every thread of it has stopped (kill(2) returns before they
+/// do, and a thread may still finish a request meanwhile).
+fn freeze(pid: i32) {
+    signal(pid, libc::SIGSTOP);
+    let all_stopped = || {
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return true;
+        };
+        tasks.flatten().all(|t| {
+            std::fs::read_to_string(t.path().join("stat"))
+                .ok()
+                .and_then(|s| {
+                    s.rsplit_once(')')
+                        .map(|(_, rest)| rest.trim_start().starts_with(['T', 't', 'Z', 'X']))
+                })
+                .unwrap_or(true)
+        })
+    };
+    assert!(
+        wait_until(Duration::from_secs(5), all_stopped),
+        "process {pid} did not stop"
+    );
+}
+
 /// Detaches whatever is mounted at `mp` (root: umount -l; others: fusermount3 -u -z).
 fn force_unmount(mp: &Path) {
     for _ in 0..4 {
@@ -349,7 +373,7 @@ fn a_mount_killed_before_its_daemon_is_ready_leaves_nothing_mounted() {
             let _ = ccs.cli(&["unmount", ccs.mnt.to_str().unwrap()]);
             continue;
         };
-        signal(daemon, libc::SIGSTOP);
+        freeze(daemon);
         let too_late = is_mounted(&ccs.mnt);
         signal(cli_pid, libc::SIGKILL);
         let _ = cli.wait();
@@ -490,19 +514,23 @@ fn sigterm_ends_the_daemon_while_a_request_is_stuck() {
             signal(self.0, libc::SIGCONT);
         }
     }
-    signal(outer_pid, libc::SIGSTOP);
     let _thaw = Thaw(outer_pid);
+    freeze(outer_pid);
     let mut stuck = Command::new("stat")
         .arg(ccs.profile("solo").join("never-looked-up"))
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     std::thread::sleep(Duration::from_millis(500));
-    assert!(
-        stuck.try_wait().unwrap().is_none(),
-        "the lookup did not get stuck in the frozen mount"
-    );
+    if let Some(st) = stuck.try_wait().unwrap() {
+        let mut err = String::new();
+        let _ = std::io::Read::read_to_string(&mut stuck.stderr.take().unwrap(), &mut err);
+        let state = std::fs::read_to_string(format!("/proc/{outer_pid}/stat")).unwrap_or_default();
+        panic!(
+            "the lookup did not get stuck in the frozen mount: {st:?} {err}; outer daemon: {state}"
+        );
+    }
 
     signal(pid, libc::SIGTERM);
     let gone = wait_until(Duration::from_secs(15), || {
