@@ -207,7 +207,14 @@ pub fn ensure_mounted(layout: &Layout) -> Result<PathBuf, String> {
             .map_err(|e| format!("cannot create {}: {e}", mp.display()))?,
     }
     let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
-    mount::mount(layout, &profiles, &MountOptions::defaults(mp.clone()))?;
+    if let Err(e) = mount::mount(layout, &profiles, &MountOptions::defaults(mp.clone())) {
+        // A `ccsfs mount` of the same point that was under way (it holds the mount point's
+        // lock, not ours) may have won: its mount serves the launch just as well.
+        match mount::mount_state(&mp) {
+            MountState::Mounted(t) if live(&mp, &t).is_ok() => {}
+            _ => return Err(e),
+        }
+    }
     Ok(mp)
 }
 

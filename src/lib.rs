@@ -11,6 +11,7 @@ pub mod limits;
 pub mod locks;
 pub mod logfile;
 pub mod mount;
+pub mod mountpoint;
 pub mod procs;
 pub mod routes;
 pub mod runfile;

@@ -3,7 +3,7 @@
 
 use std::ffi::OsStr;
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -15,6 +15,7 @@ use crate::fs::CcsFs;
 use crate::fusermount;
 use crate::layout::Layout;
 use crate::logfile::LogFile;
+use crate::mountpoint::{self, MountLock};
 use crate::procs::pid_alive;
 use crate::runfile::{RunFile, Served};
 use std::sync::Arc;
@@ -162,12 +163,33 @@ pub fn preflight(mount_point: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// How long the daemon may take from its start to a mount that answers. Past it, it gives up
+/// and leaves nothing mounted.
+const STARTUP_LIMIT: Duration = Duration::from_secs(20);
+/// How long `mount` waits for the daemon's word: a little longer than the daemon gives itself.
+const STARTUP_WAIT: Duration = Duration::from_secs(25);
+/// Once the mount is gone (or a signal asked the daemon to stop), how long requests still being
+/// handled may take before the daemon exits anyway.
+const EXIT_GRACE: Duration = Duration::from_secs(3);
+/// How often the daemon checks that its FUSE connection still exists.
+const CONNECTION_CHECK: Duration = Duration::from_secs(1);
+
 /// Mounts and serves. Daemonized (the default), returns in the parent once the mount answers.
+///
+/// A mount point the mount would serve itself is refused first. The mount point's lock
+/// (`mountpoint::MountLock`) is taken before the point is checked for a mount and held until
+/// the mount answers or has failed, so two `mount`s of one point give one mount. Every failure
+/// reaches the caller as one line: the daemon sends its own over the readiness pipe, and when
+/// it sends none (it died, or hangs) the command stops it and removes what it mounted.
 pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Result<(), String> {
+    mountpoint::refuse_served(layout, profiles, &opts.mount_point)?;
+    let abs = absolute_mount_point(&opts.mount_point);
+    let lock = MountLock::take(layout, &abs, mountpoint::MOUNT_LOCK_WAIT)?;
     preflight(&opts.mount_point)?;
     if opts.foreground {
         init_logging(None);
-        return serve(layout, profiles, opts, None);
+        let startup = Arc::new(Startup::new(None, lock));
+        return serve(layout, profiles, opts, &startup);
     }
     let (read_end, write_end) = pipe()?;
     // SAFETY: called from the single-threaded CLI before any thread is spawned.
@@ -178,11 +200,13 @@ pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Resu
         )),
         0 => {
             drop(read_end);
-            let code = match become_daemon(layout)
-                .and_then(|()| serve(layout, profiles, opts, Some(write_end)))
-            {
+            let startup = Arc::new(Startup::new(Some(write_end.into()), lock));
+            let result =
+                become_daemon(layout).and_then(|()| serve(layout, profiles, opts, &startup));
+            let code = match result {
                 Ok(()) => 0,
                 Err(e) => {
+                    startup.fail(&e);
                     log::error!("{e}");
                     1
                 }
@@ -191,16 +215,9 @@ pub fn mount(layout: &Layout, profiles: &[Profile], opts: &MountOptions) -> Resu
         }
         child => {
             drop(write_end);
-            let mut msg = String::new();
-            let _ = std::fs::File::from(read_end).read_to_string(&mut msg);
-            match msg.strip_prefix("OK") {
-                Some(_) => wait_until_answering(&opts.mount_point, child),
-                None if msg.is_empty() => Err(format!(
-                    "the daemon exited before the mount was ready; see {}",
-                    layout.log_file().display()
-                )),
-                None => Err(msg.trim().to_string()),
-            }
+            let result = await_daemon(read_end, child, layout, &abs);
+            drop(lock);
+            result
         }
     }
 }
@@ -218,23 +235,160 @@ fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
     Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
 }
 
+/// The command's side of the start: the daemon's "OK", or its one-line error. Without either
+/// (it died, or it hangs past `STARTUP_WAIT`) the daemon is stopped. After any failure, a FUSE
+/// mount left at the mount point is detached: the mount lock is still held and the point was
+/// not mounted under it, so such a mount can only be the daemon's.
+fn await_daemon(
+    read_end: OwnedFd,
+    child: libc::pid_t,
+    layout: &Layout,
+    mount_point: &Path,
+) -> Result<(), String> {
+    let error = match read_until_eof(read_end, STARTUP_WAIT) {
+        Some(msg) if msg.starts_with("OK") => return Ok(()),
+        Some(msg) if !msg.trim().is_empty() => {
+            if reap(child, Duration::from_secs(5)).is_none() {
+                kill_and_reap(child);
+            }
+            msg.trim().replace('\n', " ")
+        }
+        Some(_) => {
+            let how = reap(child, Duration::from_secs(2)).unwrap_or_else(|| {
+                kill_and_reap(child);
+                "closed its pipe".to_string()
+            });
+            format!(
+                "the daemon (pid {child}) {how} before the mount was ready; see {}",
+                layout.log_file().display()
+            )
+        }
+        None => {
+            kill_and_reap(child);
+            format!(
+                "the daemon (pid {child}) did not get {} ready within {}s, so it was stopped; see {}",
+                mount_point.display(),
+                STARTUP_WAIT.as_secs(),
+                layout.log_file().display()
+            )
+        }
+    };
+    if let MountState::Mounted(t) = mount_state(mount_point)
+        && t.starts_with("fuse")
+    {
+        let _ = do_unmount(mount_point, true);
+    }
+    Err(error)
+}
+
+/// Everything the daemon writes before it closes the pipe; None if that takes over `limit`.
+fn read_until_eof(fd: OwnedFd, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    let mut file = std::fs::File::from(fd);
+    let mut bytes = Vec::new();
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return None;
+        }
+        let mut pfd = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n < 0 && std::io::Error::last_os_error().kind() != std::io::ErrorKind::Interrupted {
+            return None;
+        }
+        if n <= 0 {
+            continue;
+        }
+        let mut buf = [0u8; 4096];
+        match file.read(&mut buf) {
+            Ok(0) => return Some(String::from_utf8_lossy(&bytes).into_owned()),
+            Ok(k) => bytes.extend_from_slice(&buf[..k]),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Some(String::from_utf8_lossy(&bytes).into_owned()),
+        }
+    }
+}
+
+/// Waits up to `limit` for `child` to exit and reaps it: how it ended, in words, or None if it
+/// still runs.
+fn reap(child: libc::pid_t, limit: Duration) -> Option<String> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let mut status = 0;
+        // SAFETY: plain waitpid on our own child.
+        let r = unsafe { libc::waitpid(child, &mut status, libc::WNOHANG) };
+        if r == child {
+            return Some(if libc::WIFSIGNALED(status) {
+                format!("was killed by signal {}", libc::WTERMSIG(status))
+            } else {
+                format!("exited with status {}", libc::WEXITSTATUS(status))
+            });
+        }
+        if r < 0 {
+            return Some("exited".into());
+        }
+        if Instant::now() >= deadline {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn kill_and_reap(child: libc::pid_t) {
+    // SAFETY: plain kill(2) of our own child.
+    unsafe { libc::kill(child, libc::SIGKILL) };
+    reap(child, Duration::from_secs(5));
+}
+
 /// Detaches from the terminal and logs to `<ccs>/logs/ccsfs.log`, stdout and stderr included;
 /// the log follows the path when the file is deleted or rotated (see `logfile`).
 fn become_daemon(layout: &Layout) -> Result<(), String> {
     let log_path = layout.log_file();
-    let log =
-        LogFile::open(&log_path).map_err(|e| format!("cannot open {}: {e}", log_path.display()))?;
+    let log = LogFile::open(&log_path).map_err(|e| log_error(&log_path, &e))?;
     let null = std::fs::File::open("/dev/null").map_err(|e| e.to_string())?;
     // SAFETY: plain fd plumbing in the freshly forked, single-threaded child.
     unsafe {
         libc::setsid();
         libc::dup2(null.as_raw_fd(), 0);
     }
-    log.redirect_stdio()
-        .map_err(|e| format!("cannot send output to {}: {e}", log_path.display()))?;
+    log.redirect_stdio().map_err(|e| log_error(&log_path, &e))?;
     let _ = std::env::set_current_dir("/");
     init_logging(Some(log));
     Ok(())
+}
+
+/// Why the daemon cannot use its log, naming the fix; when the file or its dir belongs to
+/// someone else (say root, from an earlier `sudo ccsfs mount`), whom and how to take it back.
+fn log_error(path: &Path, e: &std::io::Error) -> String {
+    use std::os::unix::fs::MetadataExt;
+    let shown = path.display();
+    if e.kind() != std::io::ErrorKind::PermissionDenied {
+        return format!("cannot open the daemon log {shown}: {e}");
+    }
+    let me = euid();
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let foreign = [path, dir].into_iter().find_map(|p| {
+        std::fs::metadata(p)
+            .ok()
+            .filter(|m| m.uid() != me)
+            .map(|m| (p, m.uid()))
+    });
+    match foreign {
+        Some((p, uid)) => format!(
+            "cannot open the daemon log {shown}: {e}; {} belongs to uid {uid}, not to you (uid {me}): take it back with `sudo chown -R {me} {}`, or remove it",
+            p.display(),
+            dir.display()
+        ),
+        None => format!(
+            "cannot open the daemon log {shown}: {e}; give yourself write access to it and to {} (`chmod u+w`), or remove it",
+            dir.display()
+        ),
+    }
 }
 
 /// env_logger at `warn,ccsfs=info` (or `RUST_LOG`), to `log` when daemonized, else stderr.
@@ -249,12 +403,11 @@ fn init_logging(log: Option<LogFile>) {
     let _ = builder.try_init();
 }
 
-/// The parent's last check: the mount point now reports a FUSE filesystem, answered by the
-/// daemon itself (statfs is a round trip).
-fn wait_until_answering(mount_point: &Path, child: libc::pid_t) -> Result<(), String> {
+/// The daemon's last check before it reports ready: the mount point shows a FUSE filesystem
+/// that answers (statfs is a round trip to the session threads).
+fn wait_until_answering(mount_point: &Path, deadline: Instant) -> Result<(), String> {
     let c =
         std::ffi::CString::new(mount_point.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let deadline = Instant::now() + Duration::from_secs(10);
     loop {
         let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
         // SAFETY: `st` is written on success.
@@ -266,7 +419,7 @@ fn wait_until_answering(mount_point: &Path, child: libc::pid_t) -> Result<(), St
         }
         if Instant::now() > deadline {
             return Err(format!(
-                "the daemon (pid {child}) started but {} does not answer",
+                "{} was mounted but does not answer",
                 mount_point.display()
             ));
         }
@@ -287,25 +440,202 @@ fn block_signals() -> libc::sigset_t {
     }
 }
 
+/// The daemon's side of its start: the readiness pipe to the `mount` command that forked it
+/// (none in the foreground) and its copy of the mount point's lock. Whichever comes first of
+/// `ready` and `give_up` ends it; `fail` reports an error while the command still listens.
+struct Startup {
+    state: parking_lot::Mutex<StartupState>,
+}
+
+struct StartupState {
+    pipe: Option<std::fs::File>,
+    lock: Option<MountLock>,
+    done: bool,
+}
+
+impl Startup {
+    fn new(pipe: Option<std::fs::File>, lock: MountLock) -> Startup {
+        Startup {
+            state: parking_lot::Mutex::new(StartupState {
+                pipe,
+                lock: Some(lock),
+                done: false,
+            }),
+        }
+    }
+
+    /// Tells the command that the mount answers, and lets the lock go. Err when the command no
+    /// longer listens: it was killed before it could learn that the mount is there.
+    fn ready(&self) -> Result<(), ()> {
+        let mut st = self.state.lock();
+        if std::mem::replace(&mut st.done, true) {
+            // The startup watchdog gave up first; it ends the process.
+            return Err(());
+        }
+        let delivered = match st.pipe.take() {
+            Some(mut pipe) => pipe.write_all(b"OK\n").is_ok(),
+            None => true,
+        };
+        st.lock = None;
+        if delivered { Ok(()) } else { Err(()) }
+    }
+
+    /// Sends `error` (as one line) to the command if it still listens, and lets the lock go.
+    fn fail(&self, error: &str) {
+        let mut st = self.state.lock();
+        st.done = true;
+        if let Some(mut pipe) = st.pipe.take() {
+            let _ = writeln!(pipe, "{}", error.replace('\n', " "));
+        }
+        st.lock = None;
+    }
+
+    /// For the startup watchdog: true (and the start is over) unless `ready` or `fail` came first.
+    fn give_up(&self) -> bool {
+        let mut st = self.state.lock();
+        !std::mem::replace(&mut st.done, true)
+    }
+
+    fn is_done(&self) -> bool {
+        self.state.lock().done
+    }
+}
+
+/// Ends a start that takes longer than `STARTUP_LIMIT` (a mount that never answers, a hung
+/// helper): detaches whatever was mounted, tells the command why, and exits.
+fn watch_startup(startup: Arc<Startup>, mount_point: PathBuf) {
+    let _ = std::thread::Builder::new()
+        .name("ccsfs-startup".into())
+        .spawn(move || {
+            let deadline = Instant::now() + STARTUP_LIMIT;
+            while Instant::now() < deadline {
+                if startup.is_done() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if !startup.give_up() {
+                return;
+            }
+            if let MountState::Mounted(t) = mount_state(&mount_point)
+                && t.starts_with("fuse")
+            {
+                let _ = do_unmount(&mount_point, true);
+            }
+            let error = format!(
+                "the mount of {} was not ready within {}s, so the daemon gave up",
+                mount_point.display(),
+                STARTUP_LIMIT.as_secs()
+            );
+            if let Some(mut pipe) = startup.state.lock().pipe.take() {
+                let _ = writeln!(pipe, "{error}");
+            }
+            log::error!("{error}");
+            std::process::exit(1);
+        });
+}
+
+/// Unmounts the daemon's own mount: normally, and when that fails (a program still has a file
+/// or its cwd there), lazily, so that the mount point is free at once either way.
+struct Detach {
+    unmounter: parking_lot::Mutex<fuser::SessionUnmounter>,
+    mount_point: PathBuf,
+    privileged: bool,
+}
+
+impl Detach {
+    fn detach(&self) {
+        let mp = &self.mount_point;
+        let normal = if self.privileged {
+            self.unmounter.lock().unmount().map_err(|e| e.to_string())
+        } else {
+            fusermount::unmount(mp, false)
+        };
+        let Err(e) = normal else { return };
+        if matches!(mount_state(mp), MountState::Mounted(t) if t.starts_with("fuse")) {
+            let lazy = do_unmount(mp, true);
+            log::warn!(
+                "unmount of {} failed ({e}); detached it lazily",
+                mp.display()
+            );
+            if let Err(e) = lazy {
+                log::error!("lazy unmount of {} failed: {e}", mp.display());
+            }
+        }
+    }
+}
+
+/// Ends the daemon for good once its mount is gone, even when a request handler is stuck: the
+/// session normally ends by itself at once, and if it has not after `EXIT_GRACE`, the process
+/// exits (closing /dev/fuse fails whatever was still waiting on it).
+#[derive(Clone)]
+struct Ender {
+    run_file: PathBuf,
+    armed: Arc<AtomicBool>,
+}
+
+impl Ender {
+    fn arm(&self, why: String) {
+        if self.armed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let run_file = self.run_file.clone();
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-exit".into())
+            .spawn(move || {
+                std::thread::sleep(EXIT_GRACE);
+                let _ = std::fs::remove_file(&run_file);
+                // The log may be what hangs (a log dir on a dead network filesystem): the
+                // line gets a moment, and the exit does not wait for it.
+                let _ = std::thread::Builder::new().spawn(move || {
+                    log::warn!(
+                        "{why}, yet requests are still being handled after {}s; exiting",
+                        EXIT_GRACE.as_secs()
+                    );
+                });
+                std::thread::sleep(Duration::from_millis(200));
+                std::process::exit(0);
+            });
+    }
+
+    fn now(&self) -> ! {
+        let _ = std::fs::remove_file(&self.run_file);
+        std::process::exit(0);
+    }
+}
+
+/// Notices the end of the FUSE connection (every unmount ends it, a lazy one once the last
+/// user has left) even when no session thread is free to read the kernel's word: a poll of a
+/// copy of the device fd, once a `CONNECTION_CHECK`, reports POLLERR then. (A blocking poll
+/// would wake this thread on every request.)
+fn watch_connection(device: OwnedFd, ender: Ender) {
+    let _ = std::thread::Builder::new()
+        .name("ccsfs-conn".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(CONNECTION_CHECK);
+                let mut pfd = libc::pollfd {
+                    fd: device.as_raw_fd(),
+                    events: 0,
+                    revents: 0,
+                };
+                // SAFETY: one valid pollfd; a zero timeout never blocks.
+                let n = unsafe { libc::poll(&mut pfd, 1, 0) };
+                if n > 0 && pfd.revents & (libc::POLLERR | libc::POLLHUP | libc::POLLNVAL) != 0 {
+                    ender.arm("the mount is gone".into());
+                    return;
+                }
+            }
+        });
+}
+
+/// Serves until the mount goes away. Errors before the mount answers are the caller's to
+/// report (`Startup::fail`).
 fn serve(
     layout: &Layout,
     profiles: &[Profile],
     opts: &MountOptions,
-    ready: Option<OwnedFd>,
-) -> Result<(), String> {
-    let mut ready = ready.map(std::fs::File::from);
-    let result = serve_inner(layout, profiles, opts, &mut ready);
-    if let (Err(e), Some(pipe)) = (&result, ready.as_mut()) {
-        let _ = writeln!(pipe, "{e}");
-    }
-    result
-}
-
-fn serve_inner(
-    layout: &Layout,
-    profiles: &[Profile],
-    opts: &MountOptions,
-    ready: &mut Option<std::fs::File>,
+    startup: &Arc<Startup>,
 ) -> Result<(), String> {
     crate::limits::raise_open_files();
     // Requests carry the caller's umask and the filesystem applies it; the daemon's own must
@@ -313,6 +643,8 @@ fn serve_inner(
     // SAFETY: umask has no preconditions.
     unsafe { libc::umask(0) };
     let signals = block_signals();
+    let abs = absolute_mount_point(&opts.mount_point);
+    watch_startup(startup.clone(), abs.clone());
     let fs = CcsFs::new(
         layout,
         profiles,
@@ -344,11 +676,11 @@ fn serve_inner(
     let session = Session::new(fs, &opts.mount_point, &config);
     let mut session = session.map_err(|e| mount_error(&opts.mount_point, &e))?;
     let _ = notifier_slot.set(session.notifier());
-    let run_file = layout.run_file(&absolute_mount_point(&opts.mount_point));
+    let run_file = layout.run_file(&abs);
     let record = {
         let (run_file, layout, passthrough) =
             (run_file.clone(), layout.clone(), passthrough.clone());
-        let mount_point = absolute_mount_point(&opts.mount_point);
+        let mount_point = abs.clone();
         move |profiles: &[Profile], error: Option<&str>| {
             let rf = RunFile {
                 pid: std::process::id() as i32,
@@ -369,35 +701,56 @@ fn serve_inner(
         std::process::id(),
         profiles.len()
     );
-    let mut unmounter = session.unmount_callable();
-    let mount_point = opts.mount_point.clone();
-    let mut unmount = move || -> Result<(), String> {
-        if privileged {
-            unmounter.unmount().map_err(|e| e.to_string())
-        } else {
-            fusermount::unmount(&mount_point, false)
-                .or_else(|_| fusermount::unmount(&mount_point, true))
-        }
+    let device = session
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| format!("cannot watch the FUSE connection: {e}"))?;
+    let detach = Arc::new(Detach {
+        unmounter: parking_lot::Mutex::new(session.unmount_callable()),
+        mount_point: abs.clone(),
+        privileged,
+    });
+    let ender = Ender {
+        run_file: run_file.clone(),
+        armed: Arc::new(AtomicBool::new(false)),
     };
     let loop_thread = std::thread::Builder::new()
         .name("ccsfs-session".into())
         .spawn(move || session.run())
         .map_err(|e| e.to_string())?;
-    if let Some(mut pipe) = ready.take() {
-        let _ = pipe.write_all(b"OK\n");
+    {
+        let (detach, ender, mount_point) = (detach.clone(), ender.clone(), abs.clone());
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-signals".into())
+            .spawn(move || {
+                // Unmount first and log after: the log itself may hang.
+                let mut sig = 0;
+                // SAFETY: waits on the signals blocked above.
+                unsafe { libc::sigwait(&signals, &mut sig) };
+                detach.detach();
+                ender.arm(format!("signal {sig}: unmounted {}", mount_point.display()));
+                log::info!("signal {sig}: unmounted {}", mount_point.display());
+                // A second signal: exit at once.
+                // SAFETY: as above.
+                unsafe { libc::sigwait(&signals, &mut sig) };
+                ender.now();
+            });
     }
-    let mount_point = opts.mount_point.clone();
-    let _ = std::thread::Builder::new()
-        .name("ccsfs-signals".into())
-        .spawn(move || {
-            let mut sig = 0;
-            // SAFETY: waits on the signals blocked above.
-            unsafe { libc::sigwait(&signals, &mut sig) };
-            log::info!("signal {sig}: unmounting {}", mount_point.display());
-            if let Err(e) = unmount() {
-                log::error!("unmount of {} failed: {e}", mount_point.display());
-            }
-        });
+    watch_connection(device, ender.clone());
+    if let Err(e) = wait_until_answering(&abs, Instant::now() + STARTUP_LIMIT) {
+        detach.detach();
+        let _ = std::fs::remove_file(&run_file);
+        return Err(e);
+    }
+    let abandoned = startup.ready().is_err();
+    if abandoned {
+        log::warn!(
+            "the `ccsfs mount` that started this daemon was gone before the mount was ready; unmounting {}",
+            abs.display()
+        );
+        detach.detach();
+        ender.arm("the mount was undone".into());
+    }
     // Follow config.yaml until the session ends.
     let watching = Arc::new(AtomicBool::new(true));
     {
@@ -417,6 +770,9 @@ fn serve_inner(
     watching.store(false, Ordering::Relaxed);
     let _ = std::fs::remove_file(&run_file);
     log::info!("session ended");
+    if abandoned {
+        return Err("nobody waited for the mount any more, so it was undone".into());
+    }
     result.map_err(|e| format!("session ended with an error: {e}"))
 }
 
@@ -426,6 +782,12 @@ fn mount_error(mount_point: &Path, e: &std::io::Error) -> String {
     if text.contains("allow_other") {
         return format!(
             "cannot mount {}: {text}; add `user_allow_other` to /etc/fuse.conf or drop `-o allow_other`",
+            mount_point.display()
+        );
+    }
+    if text.contains("write access to mountpoint") || text.contains("not owned by user") {
+        return format!(
+            "cannot mount {}: {text}; mount on a dir you own and can write to",
             mount_point.display()
         );
     }

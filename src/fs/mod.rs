@@ -808,6 +808,23 @@ impl Filesystem for CcsFs {
         reply_empty(reply, r);
     }
 
+    /// No ioctl is served: every one gets ENOTTY (what a file that is no terminal answers),
+    /// without a log line. Python asks `TCGETS` of every file it opens; fuser's default would
+    /// log a warning each time.
+    fn ioctl(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _flags: fuser::IoctlFlags,
+        _cmd: u32,
+        _in_data: &[u8],
+        _out_size: u32,
+        reply: fuser::ReplyIoctl,
+    ) {
+        reply.error(Errno::ENOTTY);
+    }
+
     fn lseek(
         &self,
         _req: &Request,
