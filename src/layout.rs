@@ -1,6 +1,7 @@
 //! Where things live inside a CCS dir: how the dir is found (flag, `CCS_DIR`, `$CCS_HOME/.ccs`,
 //! `~/.ccs`), how an account name becomes its instance dir name, and the paths of instances,
-//! group stores, logs and runtime files. Pure path logic.
+//! group stores, logs and runtime files, and the absolute form of a mount point. Path logic:
+//! nothing here reads a config or touches a mount.
 
 use std::path::{Path, PathBuf};
 
@@ -111,6 +112,19 @@ impl Layout {
             name.push(if c.is_ascii_alphanumeric() { c } else { '_' });
         }
         self.ccs_dir.join("run").join(name + ".pid")
+    }
+}
+
+/// The absolute form of a mount point without touching the mount itself (a dead FUSE mount
+/// fails every stat with ENOTCONN): canonical parent plus the last component.
+pub fn absolute_mount_point(p: &Path) -> PathBuf {
+    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => parent
+            .canonicalize()
+            .unwrap_or(parent.to_path_buf())
+            .join(name),
+        _ => abs,
     }
 }
 

@@ -17,3 +17,4 @@ pub mod routes;
 pub mod runfile;
 pub mod status;
 pub mod symlink_rule;
+pub mod unlock;

@@ -295,7 +295,7 @@ fn run(cli: Cli) -> Result<(), String> {
             let profiles = config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
             println!(
                 "{}",
-                ccsfs::locks::unlock::unlock(&layout, &profiles, &mp, &path, force)?
+                ccsfs::unlock::unlock(&layout, &profiles, &mp, &path, force)?
             );
             Ok(())
         }

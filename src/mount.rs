@@ -21,6 +21,8 @@ use crate::runfile::{RunFile, Served};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+pub use crate::layout::absolute_mount_point;
+
 const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 
 /// How to mount.
@@ -67,19 +69,6 @@ pub enum MountState {
 fn euid() -> u32 {
     // SAFETY: no preconditions.
     unsafe { libc::geteuid() }
-}
-
-/// The absolute form of a mount point without touching the mount itself (a dead FUSE mount
-/// fails every stat with ENOTCONN): canonical parent plus the last component.
-pub fn absolute_mount_point(p: &Path) -> PathBuf {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    match (abs.parent(), abs.file_name()) {
-        (Some(parent), Some(name)) => parent
-            .canonicalize()
-            .unwrap_or(parent.to_path_buf())
-            .join(name),
-        _ => abs,
-    }
 }
 
 fn unescape_mountinfo(field: &str) -> PathBuf {

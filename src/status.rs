@@ -6,9 +6,9 @@ use std::path::Path;
 
 use crate::config::{ContinuityMode, Profile};
 use crate::layout::Layout;
-use crate::locks::unlock::LockInfo;
 use crate::mount::{self, MountState};
 use crate::routes::ProfileRoutes;
+use crate::unlock::LockInfo;
 
 /// An instance entry that a route hides, described for the user.
 pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
@@ -171,7 +171,7 @@ pub fn collect(
         profiles: shown,
         differences,
         config_error,
-        locks: crate::locks::unlock::list(layout, &profiles_for_locks),
+        locks: crate::unlock::list(layout, &profiles_for_locks),
     }
 }
 

@@ -100,7 +100,7 @@ impl CcsFs {
             role: Role::MountRoot,
             link: None,
         };
-        let mount_abs = crate::mount::absolute_mount_point(mount_point);
+        let mount_abs = crate::layout::absolute_mount_point(mount_point);
         let inodes = Arc::new(InodeTable::new(
             root,
             home_dev,

@@ -12,7 +12,6 @@
 pub mod policy;
 pub mod record;
 pub mod text;
-pub mod unlock;
 mod watch;
 
 use std::collections::HashMap;

@@ -9,10 +9,10 @@ use std::os::unix::fs::{DirEntryExt, MetadataExt};
 use std::path::{Component, Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::policy::{FileId, Record};
-use super::{record, text, this_host};
 use crate::config::Profile;
 use crate::layout::Layout;
+use crate::locks::policy::{FileId, Record};
+use crate::locks::{record, text, this_host};
 use crate::procs;
 use crate::routes::ProfileRoutes;
 
@@ -190,7 +190,7 @@ pub fn resolve(
 ) -> Result<(PathBuf, PathBuf), String> {
     let path = lexical_absolute(path);
     let shown = path.display();
-    let mnt = crate::mount::absolute_mount_point(mount_point);
+    let mnt = crate::layout::absolute_mount_point(mount_point);
     if let Ok(rest) = path.strip_prefix(&mnt) {
         let mut parts = rest.components();
         let profile = parts
