@@ -25,13 +25,13 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 pub const LOCK_FILE: &str = "config.yaml.lock";
 
 /// How long [`ConfigLock::acquire`] waits for a live holder (CCS itself waits 10 × 100 ms).
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(5);
+pub const DEFAULT_WAIT: Duration = crate::tunables::CCS_LOCK_WAIT;
 
 /// A lock file whose content cannot be read as `<pid>\n…` counts as abandoned once it is this
 /// old (a writer between creating and filling it is much faster than this).
-const UNREADABLE_GRACE: Duration = Duration::from_secs(2);
+const UNREADABLE_GRACE: Duration = crate::tunables::CCS_LOCK_UNREADABLE_GRACE;
 
-const POLL: Duration = Duration::from_millis(50);
+const POLL: Duration = crate::tunables::CCS_LOCK_POLL;
 
 /// CCS's config lock, held until dropped.
 #[derive(Debug)]

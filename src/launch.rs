@@ -24,9 +24,9 @@ use decide::{CLAUDE_ENV, Candidate, Launch};
 
 /// How long a launch waits for its profile to appear in a running mount (the daemon follows
 /// `config.yaml`, so an account CCS has just made shows up shortly).
-const PROFILE_WAIT: Duration = Duration::from_secs(2);
+const PROFILE_WAIT: Duration = crate::tunables::PROFILE_WAIT;
 /// How long a launch waits for another launch that is mounting.
-const MOUNT_LOCK_WAIT: Duration = Duration::from_secs(20);
+const MOUNT_LOCK_WAIT: Duration = crate::tunables::MOUNT_LOCK_WAIT;
 
 /// `ccsfs shim`: the shim's path, created or refreshed first.
 pub fn install_shim(layout: &Layout) -> Result<PathBuf, String> {

@@ -17,4 +17,5 @@ pub mod routes;
 pub mod runfile;
 pub mod status;
 pub mod symlink_rule;
+pub mod tunables;
 pub mod unlock;

@@ -24,11 +24,11 @@ use parking_lot::Mutex;
 
 /// The size at which the log is rotated to `<name>.1`. One old file is kept, so the logs take
 /// at most about twice this (plus one record).
-pub const MAX_LOG_BYTES: u64 = 8 * 1024 * 1024;
+pub const MAX_LOG_BYTES: u64 = crate::tunables::MAX_LOG_BYTES;
 
 /// After a failed re-open (a full disk, a dir made unwritable), how long the old file is used
 /// before the next attempt.
-const RETRY_AFTER: Duration = Duration::from_secs(1);
+const RETRY_AFTER: Duration = crate::tunables::LOG_RETRY_AFTER;
 
 /// An append-only log file that follows its path. Cloning gives another handle on the same
 /// file (for the panic hook); every write goes through one lock.

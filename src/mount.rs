@@ -40,7 +40,7 @@ pub struct MountOptions {
 }
 
 /// FUSE worker threads of `ccsfs mount` unless `--threads` says otherwise.
-pub const DEFAULT_THREADS: usize = 4;
+pub const DEFAULT_THREADS: usize = crate::tunables::FUSE_THREADS;
 
 impl MountOptions {
     /// What a plain `ccsfs mount MOUNT_POINT` uses: daemonized, private to the user,
@@ -154,14 +154,14 @@ pub fn preflight(mount_point: &Path) -> Result<(), String> {
 
 /// How long the daemon may take from its start to a mount that answers. Past it, it gives up
 /// and leaves nothing mounted.
-const STARTUP_LIMIT: Duration = Duration::from_secs(20);
+const STARTUP_LIMIT: Duration = crate::tunables::MOUNT_STARTUP_LIMIT;
 /// How long `mount` waits for the daemon's word: a little longer than the daemon gives itself.
-const STARTUP_WAIT: Duration = Duration::from_secs(25);
+const STARTUP_WAIT: Duration = crate::tunables::MOUNT_STARTUP_WAIT;
 /// Once the mount is gone (or a signal asked the daemon to stop), how long requests still being
 /// handled may take before the daemon exits anyway.
-const EXIT_GRACE: Duration = Duration::from_secs(3);
+const EXIT_GRACE: Duration = crate::tunables::DAEMON_EXIT_GRACE;
 /// How often the daemon checks that its FUSE connection still exists.
-const CONNECTION_CHECK: Duration = Duration::from_secs(1);
+const CONNECTION_CHECK: Duration = crate::tunables::CONNECTION_CHECK;
 
 /// Mounts and serves. Daemonized (the default), returns in the parent once the mount answers.
 ///

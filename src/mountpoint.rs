@@ -168,7 +168,7 @@ fn resolve_from(path: &Path, hops: &mut u32) -> PathBuf {
 }
 
 /// How long `mount` waits for another `mount` of the same point to finish.
-pub const MOUNT_LOCK_WAIT: Duration = Duration::from_secs(20);
+pub const MOUNT_LOCK_WAIT: Duration = crate::tunables::MOUNT_LOCK_WAIT;
 
 /// The exclusive lock on mounting one mount point (see the module comment). Dropping every
 /// copy (the command's and the forked daemon's) lets it go; it is never unlocked explicitly,

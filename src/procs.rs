@@ -96,7 +96,9 @@ pub struct ThreadIds {
 impl Default for ThreadIds {
     fn default() -> ThreadIds {
         ThreadIds {
-            cache: Mutex::new(LruCache::new(NonZeroUsize::new(1024).expect("non-zero"))),
+            cache: Mutex::new(LruCache::new(
+                NonZeroUsize::new(crate::tunables::THREAD_IDS_CACHED).expect("non-zero"),
+            )),
         }
     }
 }

@@ -90,7 +90,7 @@ fn is_at(group_dir: &Path, rel: &str, file: &FileId) -> bool {
 }
 
 /// Most entries a search for moved files reads in one group store.
-const MAX_SEARCH: usize = 200_000;
+const MAX_SEARCH: usize = crate::tunables::MAX_LOCK_SEARCH;
 
 /// Where the files with inode numbers `inos` are now under `group_dir` (escaped paths,
 /// relative to it): one walk of the store, reading inode numbers from the directory entries

@@ -5,8 +5,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use fuser::{FileAttr, FileType, INodeNo};
 
-/// How long the kernel may cache entries and attributes.
-pub const TTL: Duration = Duration::from_secs(1);
+/// How long the kernel may cache entries and attributes (see `tunables::ATTR_TTL`).
+pub const TTL: Duration = crate::tunables::ATTR_TTL;
 
 pub fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {

@@ -20,7 +20,8 @@ use parking_lot::Mutex;
 
 use super::inodes::{InodeTable, Key, TreeId, View};
 
-const WAIT: Duration = Duration::from_millis(20);
+/// See `tunables::COHERENCE_WAIT`.
+const WAIT: Duration = crate::tunables::COHERENCE_WAIT;
 
 enum Job {
     Pages(u64),

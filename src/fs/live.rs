@@ -23,8 +23,9 @@ use super::coherence::Coherence;
 use super::inodes::{InodeTable, Key, ROOT_ID};
 use super::topology::Topology;
 
-/// How often the watcher looks at `config.yaml`: changes apply within a second.
-pub const POLL: Duration = Duration::from_millis(250);
+/// How often the watcher looks at `config.yaml`: changes apply within a second (see
+/// `tunables::CONFIG_POLL`).
+pub const POLL: Duration = crate::tunables::CONFIG_POLL;
 
 /// What the daemon serves, for its run file: the profiles, and why the file on disk is not
 /// what is served (a malformed edit).

@@ -261,11 +261,14 @@ impl CcsFs {
 }
 
 /// How many nodes may keep their own O_PATH fd: three quarters of the open-file limit,
-/// leaving the rest for open files, lock files and everything else.
+/// leaving the rest for open files, lock files and everything else (see `tunables`).
 fn default_fd_budget() -> usize {
-    (crate::limits::open_files() * 3 / 4)
-        .saturating_sub(64)
-        .max(64)
+    use crate::tunables::{
+        FD_BUDGET_DENOMINATOR, FD_BUDGET_MIN, FD_BUDGET_NUMERATOR, FD_BUDGET_RESERVE,
+    };
+    (crate::limits::open_files() * FD_BUDGET_NUMERATOR / FD_BUDGET_DENOMINATOR)
+        .saturating_sub(FD_BUDGET_RESERVE)
+        .max(FD_BUDGET_MIN)
 }
 
 fn io_err(e: Errno) -> io::Error {

@@ -41,7 +41,7 @@ impl Default for LockConfig {
     fn default() -> LockConfig {
         LockConfig {
             idle_limit: None,
-            lease: Duration::from_secs(30),
+            lease: crate::tunables::LOCK_LEASE,
         }
     }
 }
@@ -49,7 +49,8 @@ impl Default for LockConfig {
 /// How long a writer waits for an exited owner's last write handles to be released (the
 /// kernel sends RELEASE asynchronously, also for the handles of a process just killed)
 /// before it is refused because one is still open.
-const DRAIN_WAIT: Duration = Duration::from_secs(1);
+/// (see `tunables::LOCK_DRAIN_WAIT`)
+const DRAIN_WAIT: Duration = crate::tunables::LOCK_DRAIN_WAIT;
 
 /// A transcript a process wants to write or change.
 pub struct Target<'a> {
@@ -183,7 +184,8 @@ impl LockManager {
             group_devs: Mutex::default(),
         });
         let weak = Arc::downgrade(&m);
-        let period = (config.lease / 3).max(Duration::from_millis(100));
+        let period = (config.lease / crate::tunables::LOCK_RENEWALS)
+            .max(crate::tunables::LOCK_RENEW_MIN_PERIOD);
         let _ = std::thread::Builder::new()
             .name("ccsfs-leases".into())
             .spawn(move || renew_loop(&weak, period));
@@ -683,10 +685,11 @@ fn failed(group_dir: &Path, e: std::io::Error) -> Denied {
 }
 
 /// How many held locks keep their lock file open: a sixteenth of the open-file limit, within
-/// 16..=1024 (the inode table takes three quarters; see `fs::default_fd_budget`).
+/// 16..=1024 (the inode table takes three quarters; see `tunables::LOCK_FDS_DIVISOR`).
 fn watched_fds() -> std::num::NonZeroUsize {
-    let n = (crate::limits::open_files() / 16).clamp(16, 1024);
-    std::num::NonZeroUsize::new(n).expect("at least 16")
+    use crate::tunables::{LOCK_FDS_DIVISOR, LOCK_FDS_MAX, LOCK_FDS_MIN};
+    let n = (crate::limits::open_files() / LOCK_FDS_DIVISOR).clamp(LOCK_FDS_MIN, LOCK_FDS_MAX);
+    std::num::NonZeroUsize::new(n.max(1)).expect("at least 1")
 }
 
 /// The record in `lock_file` if it is about `file`. Read without the group's flock, a lock

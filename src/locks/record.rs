@@ -236,7 +236,7 @@ pub const SPARE_DIR: &str = ".spare";
 
 /// At most this many spares are kept (per daemon's count); past that, released lock files
 /// are deleted.
-const MAX_SPARES: usize = 4096;
+const MAX_SPARES: usize = crate::tunables::MAX_SPARE_LOCK_FILES;
 
 /// Spare lock files. Making an inode is the dearest part of taking a lock on some filesystems
 /// (ext2/3/4 without a journal scan for an inode not deleted recently: about 0.5 ms a file on
