@@ -192,7 +192,7 @@ impl CcsFs {
                 e.name,
                 &TTL,
                 &attr,
-                fuser::Generation(0),
+                fuser::Generation(child.generation),
             );
             if full {
                 self.inodes.forget(child.id, 1);

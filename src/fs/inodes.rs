@@ -8,6 +8,15 @@
 //! get an id from a reserved range, stable while the kernel holds the node.
 //! Lookup counts are exact; a node is dropped on its last forget.
 //!
+//! A freed backing inode number can be given to a new file while the kernel still holds the
+//! node of the old one (a node without a held fd does not keep its file alive). So a node
+//! also has a generation, the file's birth time (`sys::statx_at`; 0 where the filesystem
+//! keeps none), which FUSE replies carry: the kernel takes the same id with another
+//! generation for a new inode and marks the old one bad. The table then puts a new node for
+//! the new file under the id, its lookup count the sum of both (the old kernel inode's
+//! FORGET comes later), and a node re-resolving its name refuses a file of another
+//! generation (ESTALE) rather than act on it.
+//!
 //! Open fds are a bounded resource (RLIMIT_NOFILE may be 20,000 or even 1,024 for a user):
 //! nodes keep their O_PATH fd while the table holds fewer than its fd budget. Past that, a
 //! node (a file or a directory) keeps only its (parent, name) link and re-opens itself for
@@ -78,6 +87,8 @@ pub struct Inode {
     /// the kernel still holds the node: an open file stays usable.
     pinned: std::sync::OnceLock<OwnedFd>,
     pub key: Key,
+    /// Which file of that key: its birth time in ns, 0 if unknown (see the module comment).
+    pub generation: u64,
     /// S_IFMT bits of the backing file.
     pub kind: u32,
     pub tree: TreeId,
@@ -111,8 +122,8 @@ impl Inode {
         }
         let (parent, name) = self.link.lock().clone().ok_or(Errno::ESTALE)?;
         let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(&name)?)?;
-        let st = sys::fstat(fd.as_fd())?;
-        if (st.st_dev, st.st_ino) != (self.key.dev, self.key.ino) {
+        let (st, generation) = sys::statx_at(fd.as_fd(), c"")?;
+        if (st.st_dev, st.st_ino, generation) != (self.key.dev, self.key.ino, self.generation) {
             return Err(Errno::ESTALE);
         }
         Ok(FdRef::Fresh(fd))
@@ -152,6 +163,8 @@ impl Drop for Inode {
 pub struct NewNode {
     pub fd: OwnedFd,
     pub key: Key,
+    /// See `Inode::generation`.
+    pub generation: u64,
     pub kind: u32,
     pub tree: TreeId,
     pub role: Role,
@@ -220,6 +233,7 @@ impl InodeTable {
             link: Mutex::new(None),
             pinned: Default::default(),
             key: root.key,
+            generation: root.generation,
             kind: root.kind,
             tree: root.tree,
             role: root.role,
@@ -260,29 +274,39 @@ impl InodeTable {
             .map(|_| id)
     }
 
-    /// Counts one lookup of the node with `key` if the table has it (no fd needed for that).
-    pub fn lookup_known(&self, key: Key) -> Option<Arc<Inode>> {
+    /// Counts one lookup of the node with `key` if the table has it for that very file (no fd
+    /// needed for that).
+    pub fn lookup_known(&self, key: Key, generation: u64) -> Option<Arc<Inode>> {
         let derived = self.ids.derive(key);
         let mut maps = self.maps.write();
         let id = derived.or_else(|| maps.fallback.get(&key).copied())?;
-        let e = maps.by_id.get_mut(&id).filter(|e| e.inode.key == key)?;
+        let e = maps
+            .by_id
+            .get_mut(&id)
+            .filter(|e| e.inode.key == key && e.inode.generation == generation)?;
         e.lookups += 1;
         Some(e.inode.clone())
     }
 
-    /// Counts one lookup of `node`: the existing inode with the same key, or a new one.
+    /// Counts one lookup of `node`: the existing inode with the same key, or a new one. A new
+    /// file under a known key (another generation) replaces the node under the same id and
+    /// lookup count (see the module comment).
     pub fn lookup(&self, node: NewNode) -> Arc<Inode> {
         let derived = self.ids.derive(node.key);
         let mut maps = self.maps.write();
         let existing = derived.or_else(|| maps.fallback.get(&node.key).copied());
+        let mut lookups = 1;
         if let Some(e) = existing.and_then(|id| maps.by_id.get_mut(&id)) {
-            e.lookups += 1;
-            if let Some((parent, name)) = &node.link {
-                e.inode.relink(parent, name);
+            if e.inode.generation == node.generation {
+                e.lookups += 1;
+                if let Some((parent, name)) = &node.link {
+                    e.inode.relink(parent, name);
+                }
+                return e.inode.clone();
             }
-            return e.inode.clone();
+            lookups += e.lookups;
         }
-        let id = match derived {
+        let id = match existing.or(derived) {
             Some(id) => id,
             None => {
                 let id = maps.next_fallback;
@@ -305,18 +329,21 @@ impl InodeTable {
             link: Mutex::new(node.link),
             pinned: Default::default(),
             key: node.key,
+            generation: node.generation,
             kind: node.kind,
             tree: node.tree,
             role: node.role,
             backing: Mutex::new(None),
         });
-        maps.by_id.insert(
+        // A replaced node is dropped outside the lock once no operation holds it.
+        let _replaced = maps.by_id.insert(
             id,
             Entry {
                 inode: inode.clone(),
-                lookups: 1,
+                lookups,
             },
         );
+        drop(maps);
         inode
     }
 
@@ -354,6 +381,7 @@ mod tests {
         NewNode {
             fd: std::fs::File::open("/").unwrap().into(),
             key: Key { view, dev, ino },
+            generation: 0,
             kind: libc::S_IFREG,
             tree: 0,
             role: Role::Plain,
@@ -387,6 +415,37 @@ mod tests {
             a.id,
             "ids are stable across forget"
         );
+    }
+
+    #[test]
+    fn a_new_file_under_a_known_key_replaces_the_node_and_sums_the_counts() {
+        let t = table();
+        let key = Key {
+            view: 1,
+            dev: 1,
+            ino: 10,
+        };
+        let gen_of = |g| NewNode {
+            generation: g,
+            ..node(1, 1, 10)
+        };
+        let old = t.lookup(gen_of(7));
+        assert_eq!(t.lookup_known(key, 7).map(|i| i.id), Some(old.id));
+        assert!(
+            t.lookup_known(key, 8).is_none(),
+            "another file under that key"
+        );
+        let new = t.lookup(gen_of(8));
+        assert_eq!(new.id, old.id, "the id derives from the key");
+        assert_eq!(t.get(old.id).unwrap().generation, 8);
+        assert!(!Arc::ptr_eq(&new, &old));
+        t.forget(old.id, 2); // the old kernel inode's FORGET
+        assert!(
+            t.get(old.id).is_some(),
+            "the new kernel inode's lookup is left"
+        );
+        t.forget(old.id, 1);
+        assert!(t.get(old.id).is_none());
     }
 
     #[test]

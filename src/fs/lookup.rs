@@ -171,13 +171,13 @@ impl CcsFs {
     ) -> Result<(Arc<Inode>, FileAttr), Errno> {
         let pfd = parent.fd()?;
         let cname = sys::cstr(name)?;
-        let st = sys::fstatat(pfd.as_fd(), &cname)?;
+        let (st, generation) = sys::statx_at(pfd.as_fd(), &cname)?;
         let key = Key {
             view: parent.key.view,
             dev: st.st_dev,
             ino: st.st_ino,
         };
-        if let Some(inode) = self.inodes.lookup_known(key) {
+        if let Some(inode) = self.inodes.lookup_known(key, generation) {
             inode.relink(parent, name);
             return Ok((inode.clone(), attr::to_attr(&st, inode.id)));
         }
@@ -200,7 +200,7 @@ impl CcsFs {
         role: Role,
         link: Option<Link>,
     ) -> Result<(Arc<Inode>, FileAttr), Errno> {
-        let st = sys::fstat(std::os::fd::AsFd::as_fd(&fd))?;
+        let (st, generation) = sys::statx_at(fd.as_fd(), c"")?;
         let view = match role {
             Role::ProfileRoot(i) => i as u32 + 1,
             _ => parent_view,
@@ -212,6 +212,7 @@ impl CcsFs {
                 dev: st.st_dev,
                 ino: st.st_ino,
             },
+            generation,
             kind: st.st_mode & libc::S_IFMT,
             tree,
             role,

@@ -95,6 +95,7 @@ impl CcsFs {
                 dev: st.st_dev,
                 ino: st.st_ino,
             },
+            generation: 0,
             kind: libc::S_IFDIR,
             tree: 0,
             role: Role::MountRoot,
@@ -249,6 +250,17 @@ impl CcsFs {
         self.passthrough.attach(inode, || handle.fd(), open_backing)
     }
 
+    /// An entry reply, with the generation of the node the attributes are of.
+    fn reply_entry(&self, reply: ReplyEntry, r: SysResult<FileAttr>) {
+        match r {
+            Ok(attr) => {
+                let generation = self.inodes.get(attr.ino.0).map_or(0, |i| i.generation);
+                reply.entry(&TTL, &attr, Generation(generation));
+            }
+            Err(e) => reply.error(e),
+        }
+    }
+
     fn inode(&self, id: INodeNo) -> SysResult<Arc<Inode>> {
         self.inodes.get(id.0).ok_or(Errno::ESTALE)
     }
@@ -273,13 +285,6 @@ fn default_fd_budget() -> usize {
 
 fn io_err(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e.code())
-}
-
-fn reply_entry(reply: ReplyEntry, r: SysResult<FileAttr>) {
-    match r {
-        Ok(attr) => reply.entry(&TTL, &attr, Generation(0)),
-        Err(e) => reply.error(e),
-    }
 }
 
 fn reply_attr(reply: ReplyAttr, r: SysResult<FileAttr>) {
@@ -349,7 +354,7 @@ impl Filesystem for CcsFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        reply_entry(
+        self.reply_entry(
             reply,
             self.inode(parent)
                 .and_then(|p| self.lookup_child(&p, name))
@@ -428,7 +433,7 @@ impl Filesystem for CcsFs {
         let r = self
             .inode(parent)
             .and_then(|p| self.make_node(req, &p, name, mode & !umask, rdev));
-        reply_entry(reply, r);
+        self.reply_entry(reply, r);
     }
 
     fn mkdir(
@@ -443,7 +448,7 @@ impl Filesystem for CcsFs {
         let r = self
             .inode(parent)
             .and_then(|p| self.make_dir(req, &p, name, mode & !umask));
-        reply_entry(reply, r);
+        self.reply_entry(reply, r);
     }
 
     fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -470,7 +475,7 @@ impl Filesystem for CcsFs {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        reply_entry(
+        self.reply_entry(
             reply,
             self.inode(parent)
                 .and_then(|p| self.make_symlink(req, &p, link_name, target)),
@@ -506,7 +511,7 @@ impl Filesystem for CcsFs {
             .inode(ino)
             .and_then(|i| Ok((i, self.inode(newparent)?)))
             .and_then(|(i, np)| self.hard_link(&i, &np, newname));
-        reply_entry(reply, r);
+        self.reply_entry(reply, r);
     }
 
     fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
@@ -782,9 +787,16 @@ impl Filesystem for CcsFs {
             Ok((i, attr, fh, cache)) => {
                 if let Some(id) = self.pass_through(&i, fh, |fd| reply.open_backing(fd)) {
                     let pt = self.passthrough_flags(&i, flags);
-                    reply.created_passthrough(&TTL, &attr, Generation(0), FileHandle(fh), pt, &id);
+                    reply.created_passthrough(
+                        &TTL,
+                        &attr,
+                        Generation(i.generation),
+                        FileHandle(fh),
+                        pt,
+                        &id,
+                    );
                 } else {
-                    reply.created(&TTL, &attr, Generation(0), FileHandle(fh), cache);
+                    reply.created(&TTL, &attr, Generation(i.generation), FileHandle(fh), cache);
                 }
             }
             Err(e) => reply.error(e),

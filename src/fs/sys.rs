@@ -109,6 +109,56 @@ pub fn fstat(fd: BorrowedFd) -> SysResult<libc::stat> {
     Ok(unsafe { st.assume_init() })
 }
 
+/// `statx` of `name` in `dir`, or of `dir` itself when `name` is empty; never follows a final
+/// symlink. Returns the attributes as a `stat`, and the file's generation as FUSE reports it:
+/// its birth time in ns where the filesystem keeps one (a new file that got a freed inode
+/// number has another), else 0.
+pub fn statx_at(dir: BorrowedFd, name: &CStr) -> SysResult<(libc::stat, u64)> {
+    let mut flags = libc::AT_SYMLINK_NOFOLLOW;
+    if name.is_empty() {
+        flags |= libc::AT_EMPTY_PATH;
+    }
+    let mut stx = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    // SAFETY: a valid dirfd, a NUL-terminated path and a buffer of the right type.
+    check(unsafe {
+        libc::statx(
+            dir.as_raw_fd(),
+            name.as_ptr(),
+            flags,
+            libc::STATX_BASIC_STATS | libc::STATX_BTIME,
+            stx.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: filled in by the successful call (and zeroed before).
+    let x = unsafe { stx.assume_init() };
+    // SAFETY: `stat` is plain integers (and padding): all zeroes is a valid value.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    st.st_dev = libc::makedev(x.stx_dev_major, x.stx_dev_minor);
+    st.st_ino = x.stx_ino;
+    st.st_mode = u32::from(x.stx_mode);
+    st.st_nlink = u64::from(x.stx_nlink);
+    st.st_uid = x.stx_uid;
+    st.st_gid = x.stx_gid;
+    st.st_rdev = libc::makedev(x.stx_rdev_major, x.stx_rdev_minor);
+    st.st_size = x.stx_size as libc::off_t;
+    st.st_blksize = libc::blksize_t::from(x.stx_blksize);
+    st.st_blocks = x.stx_blocks as libc::blkcnt_t;
+    st.st_atime = x.stx_atime.tv_sec;
+    st.st_atime_nsec = i64::from(x.stx_atime.tv_nsec);
+    st.st_mtime = x.stx_mtime.tv_sec;
+    st.st_mtime_nsec = i64::from(x.stx_mtime.tv_nsec);
+    st.st_ctime = x.stx_ctime.tv_sec;
+    st.st_ctime_nsec = i64::from(x.stx_ctime.tv_nsec);
+    let generation = if x.stx_mask & libc::STATX_BTIME != 0 {
+        (x.stx_btime.tv_sec as u64)
+            .wrapping_mul(1_000_000_000)
+            .wrapping_add(u64::from(x.stx_btime.tv_nsec))
+    } else {
+        0
+    };
+    Ok((st, generation))
+}
+
 pub fn fstatat(dir: BorrowedFd, name: &CStr) -> SysResult<libc::stat> {
     let mut st = std::mem::MaybeUninit::<libc::stat>::uninit();
     // SAFETY: `st` is written by the kernel on success.
