@@ -113,7 +113,9 @@ fn signal(pid: i32, sig: i32) {
 }
 
 /// SIGSTOPs `pid` and waits until every thread of it has stopped (kill(2) returns before they
-/// do, and a thread may still finish a request meanwhile).
+/// do, and a thread may still finish a request meanwhile). A thread in a killable kernel wait
+/// ('D': a statfs of its own mount waiting for a reply from a worker that is stopped now)
+/// counts: it stops as soon as it returns to user space.
 fn freeze(pid: i32) {
     signal(pid, libc::SIGSTOP);
     let all_stopped = || {
@@ -125,15 +127,28 @@ fn freeze(pid: i32) {
                 .ok()
                 .and_then(|s| {
                     s.rsplit_once(')')
-                        .map(|(_, rest)| rest.trim_start().starts_with(['T', 't', 'Z', 'X']))
+                        .map(|(_, rest)| rest.trim_start().starts_with(['T', 't', 'Z', 'X', 'D']))
                 })
                 .unwrap_or(true)
         })
     };
-    assert!(
-        wait_until(Duration::from_secs(5), all_stopped),
-        "process {pid} did not stop"
-    );
+    if !wait_until(Duration::from_secs(10), all_stopped) {
+        // Which thread did not, and where it waits.
+        let states: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|t| {
+                let stat = std::fs::read_to_string(t.path().join("stat")).unwrap_or_default();
+                let wchan = std::fs::read_to_string(t.path().join("wchan")).unwrap_or_default();
+                let state = stat
+                    .rsplit_once(')')
+                    .map_or("?", |(_, r)| &r.trim_start()[..1]);
+                format!("{} {state} {wchan}", t.file_name().to_string_lossy())
+            })
+            .collect();
+        panic!("process {pid} did not stop: {states:?}");
+    }
 }
 
 /// Detaches whatever is mounted at `mp` (root: umount -l; others: fusermount3 -u -z).
