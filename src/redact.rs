@@ -3,10 +3,14 @@
 //! I/O); the `regex` crate's matching is linear in the input, so a hostile or multi-MB
 //! transcript cannot make it backtrack for ever.
 //!
-//! Two entry points:
+//! Entry points:
 //! - [`redact`] / [`redact_counted`] work on plain text (the markdown export).
-//! - [`redact_json`] walks a `serde_json::Value` and redacts inside every decoded string, so the
-//!   replacement can never break the JSON (the JSON export). Object *keys* are never rewritten
+//! - [`redact_json_text`] works on raw JSON or JSONL text (the JSON export): it rewrites only
+//!   the string literals that hold a secret, so every other byte stays as it was.
+//! - [`redact_json`] walks a `serde_json::Value`. Both JSON forms redact inside the decoded
+//!   string and re-encode it, so the replacement can never break the JSON (a PEM whose
+//!   newlines are `\n` escapes in the raw line is real newlines once decoded; the text rules
+//!   match both). Object *keys* are never rewritten
 //!   (a key is schema, not data: rewriting one would change the record's shape, and secrets
 //!   do not live in keys), but a key is used as context: the string value of a key such as
 //!   `"password"`, `"api_key"`, `"client_secret"` or `"access_token"` is redacted whole.
