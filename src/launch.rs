@@ -12,7 +12,6 @@ use std::convert::Infallible;
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -243,21 +242,8 @@ struct LaunchLock(#[allow(dead_code)] std::fs::File);
 
 impl LaunchLock {
     fn take(layout: &Layout) -> Result<LaunchLock, String> {
-        let dir = layout.ccs_dir.join("run");
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        let path = dir.join("launch.lock");
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let path = layout.ccs_dir.join("run").join("launch.lock");
+        let file = crate::mountpoint::open_lock_file(&path)?;
         // SAFETY: a zeroed `flock` is a valid value; the fields that matter are set below.
         let mut fl: libc::flock = unsafe { std::mem::zeroed() };
         fl.l_type = libc::F_WRLCK as libc::c_short;

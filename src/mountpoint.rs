@@ -188,21 +188,7 @@ impl MountLock {
     /// same point that is under way.
     pub fn take(layout: &Layout, mount_point: &Path, wait: Duration) -> Result<MountLock, String> {
         let path = MountLock::path(layout, mount_point);
-        let dir = path.parent().unwrap_or(Path::new("/"));
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
-        // Opened with O_CLOEXEC (std's default): no program the daemon runs keeps it.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+        let file = open_lock_file(&path)?;
         let deadline = Instant::now() + wait;
         loop {
             match file.try_lock() {
@@ -224,6 +210,25 @@ impl MountLock {
             std::thread::sleep(Duration::from_millis(10));
         }
     }
+}
+
+/// Opens (creating it 0600, its dir 0700) a lock file under `<ccs>/run`. O_CLOEXEC (std's
+/// default): no program the daemon runs keeps it.
+pub(crate) fn open_lock_file(path: &Path) -> Result<std::fs::File, String> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+    std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .open(path)
+        .map_err(|e| format!("cannot open {}: {e}", path.display()))
 }
 
 #[cfg(test)]

@@ -10,11 +10,12 @@ mod common;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Duration;
 
 use common::{
-    Ccs, THREE_PROFILES, bin, fs_type, is_mounted, prereq, process_gone, stderr, stdout, wait_until,
+    Ccs, THREE_PROFILES, assert_refused, bin, fs_type, is_mounted, mount_count, prereq,
+    process_gone, processes_mentioning, stderr, stdout, wait_until,
 };
 use yaml_serde::Value;
 
@@ -23,53 +24,6 @@ const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
-
-/// Non-zero exit, exactly one line on stderr, starting `ccsfs: ` and containing every `needle`.
-/// Returns the line.
-fn assert_refused(out: &Output, needles: &[&str]) -> String {
-    let err = stderr(out);
-    assert!(
-        !out.status.success(),
-        "expected a refusal, got success; stderr:\n{err}"
-    );
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "want exactly one line on stderr, got:\n{err}"
-    );
-    assert!(err.ends_with('\n'), "stderr is not one full line: {err:?}");
-    assert!(
-        err.starts_with("ccsfs: "),
-        "stderr does not start with `ccsfs: `: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-    err
-}
-
-/// Live processes (other than this one) whose command line mentions `needle`.
-fn processes_mentioning(needle: &Path) -> Vec<(i32, String)> {
-    let needle = needle.to_string_lossy().into_owned();
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        if pid == me {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if cmd.contains(&needle) {
-            out.push((pid, cmd));
-        }
-    }
-    out
-}
 
 /// The mount point is not mounted, no daemon for this CCS dir runs and none is recorded.
 fn assert_nothing_left(ccs: &Ccs, mp: &Path) {
@@ -88,16 +42,6 @@ fn assert_nothing_left(ccs: &Ccs, mp: &Path) {
         run_files.is_empty(),
         "daemon records left behind: {run_files:?}"
     );
-}
-
-/// How many entries the mount table has for `path`.
-fn mount_count(path: &Path) -> usize {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    table
-        .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .count()
 }
 
 fn names(dir: &Path) -> BTreeSet<String> {

@@ -20,52 +20,21 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Ccs, THREE_PROFILES, bin, is_mounted, is_root, process_gone, stderr, wait_until};
+use common::{
+    Ccs, THREE_PROFILES, assert_refused, bin, is_mounted, is_root, mount_count, process_gone,
+    stderr, wait_until,
+};
 
 // ---------------------------------------------------------------------------------------------
 // helpers
 // ---------------------------------------------------------------------------------------------
 
-/// Non-zero exit, exactly one line on stderr, starting `ccsfs: ` and containing every `needle`.
-fn assert_refused(out: &Output, needles: &[&str]) -> String {
-    let err = stderr(out);
-    assert!(
-        !out.status.success(),
-        "expected a refusal, got success; stderr:\n{err}"
-    );
-    assert_eq!(
-        err.lines().count(),
-        1,
-        "want exactly one line on stderr, got:\n{err}"
-    );
-    assert!(
-        err.starts_with("ccsfs: "),
-        "stderr does not start with `ccsfs: `: {err}"
-    );
-    for n in needles {
-        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
-    }
-    err
-}
-
-/// Live processes (other than this one) whose command line mentions `needle`.
+/// The pids of live processes (other than this one) whose command line mentions `needle`.
 fn processes_mentioning(needle: &Path) -> Vec<i32> {
-    let needle = needle.to_string_lossy().into_owned();
-    let me = std::process::id() as i32;
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
-            continue;
-        };
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
-        if pid != me && cmd.contains(&needle) && !process_gone(pid) {
-            out.push(pid);
-        }
-    }
-    out
+    common::processes_mentioning(needle)
+        .into_iter()
+        .map(|(pid, _)| pid)
+        .collect()
 }
 
 /// The processes whose parent is `parent` (a single-threaded one: its main thread's children
@@ -95,16 +64,6 @@ fn children_of(parent: i32) -> Vec<i32> {
         }
     }
     out
-}
-
-/// How many entries the mount table has for `path`.
-fn mount_count(path: &Path) -> usize {
-    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    let want = path.to_string_lossy().replace(' ', "\\040");
-    table
-        .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
-        .count()
 }
 
 fn signal(pid: i32, sig: i32) {

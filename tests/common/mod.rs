@@ -292,3 +292,59 @@ pub fn fs_type(path: &Path) -> Result<i64, i32> {
         Err(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
     }
 }
+
+/// Non-zero exit, exactly one line on stderr, starting `ccsfs: ` and containing every `needle`.
+/// Returns the line.
+#[track_caller]
+pub fn assert_refused(out: &Output, needles: &[&str]) -> String {
+    let err = stderr(out);
+    assert!(
+        !out.status.success(),
+        "expected a refusal, got success; stderr:\n{err}"
+    );
+    assert_eq!(
+        err.lines().count(),
+        1,
+        "want exactly one line on stderr, got:\n{err}"
+    );
+    assert!(err.ends_with('\n'), "stderr is not one full line: {err:?}");
+    assert!(
+        err.starts_with("ccsfs: "),
+        "stderr does not start with `ccsfs: `: {err}"
+    );
+    for n in needles {
+        assert!(err.contains(n), "stderr lacks {n:?}: {err}");
+    }
+    err
+}
+
+/// Live processes (other than this one, zombies excluded) whose command line mentions
+/// `needle`: (pid, command line).
+pub fn processes_mentioning(needle: &Path) -> Vec<(i32, String)> {
+    let needle = needle.to_string_lossy().into_owned();
+    let me = std::process::id() as i32;
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmd = String::from_utf8_lossy(&raw).replace('\0', " ");
+        if pid != me && cmd.contains(&needle) && !process_gone(pid) {
+            out.push((pid, cmd));
+        }
+    }
+    out
+}
+
+/// How many entries the mount table has for `path`.
+pub fn mount_count(path: &Path) -> usize {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = path.to_string_lossy().replace(' ', "\\040");
+    table
+        .lines()
+        .filter(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .count()
+}
