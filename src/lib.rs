@@ -15,6 +15,7 @@ pub mod mountpoint;
 pub mod procs;
 pub mod routes;
 pub mod runfile;
+pub mod sessions;
 pub mod status;
 pub mod symlink_rule;
 pub mod tunables;
