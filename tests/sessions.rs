@@ -654,3 +654,156 @@ fn list_shows_the_lock_holder_on_a_mount() {
     );
     holder.kill9();
 }
+
+/// The real client, offline against scripts/mock-anthropic.py: a session `claude -p` made in
+/// one CCS dir is exported, imported into a profile of another CCS dir under a new id, and
+/// `claude --resume <new-id> -p` continues it there: the mock sees the whole history.
+#[test]
+#[ignore = "needs the claude CLI and python3; scripts/test.sh runs it"]
+fn real_claude_resumes_an_imported_session() {
+    let claude = common::prereq::require_claude();
+    common::prereq::require_tool("python3", "python3");
+    let src = Ccs::new(Some(
+        "version: 13\naccounts:\n  alpha:\n    context_mode: isolated\n",
+    ));
+    let dst = Ccs::new(Some(CONFIG));
+    let tmp = src.tmp.path();
+    let proj = tmp.join("proj.dir");
+    let home = tmp.join("home");
+    fs::create_dir_all(&proj).unwrap();
+    fs::create_dir_all(&home).unwrap();
+    let proj = proj.canonicalize().unwrap();
+    let key = "sk-ant-api03-ccsfs-e2e-0123456789abcdefghijklmnop";
+    for (ccs, p) in [(&src, "alpha"), (&dst, "solo")] {
+        let inst = ccs.instance(p);
+        fs::create_dir_all(&inst).unwrap();
+        let cfg = json!({"hasCompletedOnboarding": true, "theme": "dark",
+            "customApiKeyResponses": {"approved": [&key[key.len() - 20..]], "rejected": []},
+            "projects": {proj.to_str().unwrap(): {"hasTrustDialogAccepted": true, "allowedTools": []}}});
+        fs::write(inst.join(".claude.json"), cfg.to_string()).unwrap();
+    }
+    // The mock, on a free loopback port.
+    let port_file = tmp.join("mock.port");
+    let log = tmp.join("mock.log");
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/mock-anthropic.py");
+    let mut mock = std::process::Command::new("python3")
+        .arg(&script)
+        .arg("--port-file")
+        .arg(&port_file)
+        .arg("--log")
+        .arg(&log)
+        .spawn()
+        .expect("start the mock");
+    let t0 = Instant::now();
+    while fs::read_to_string(&port_file).map_or(true, |s| s.trim().is_empty()) {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "the mock did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let port = fs::read_to_string(&port_file).unwrap().trim().to_string();
+    let run = |config_dir: &Path, args: &[&str]| {
+        std::process::Command::new(&claude)
+            .args(args)
+            .current_dir(&proj)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("HOME", &home)
+            .env("TMPDIR", tmp)
+            .env("ANTHROPIC_BASE_URL", format!("http://127.0.0.1:{port}"))
+            .env("ANTHROPIC_API_KEY", key)
+            .env("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+            .env("DISABLE_AUTOUPDATER", "1")
+            .env("CLAUDE_CONFIG_DIR", config_dir)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .expect("run claude")
+    };
+    let result = |out: &std::process::Output| -> Value {
+        ok(out, "claude");
+        let last = stdout(out).lines().last().unwrap_or("").to_string();
+        serde_json::from_str(&last)
+            .unwrap_or_else(|e| panic!("claude printed no JSON ({e}): {}", stdout(out)))
+    };
+    let out = run(
+        &src.instance("alpha"),
+        &[
+            "-p",
+            "first prompt of the exported session",
+            "--output-format",
+            "json",
+        ],
+    );
+    let r = result(&out);
+    assert_eq!(r["result"], "mock reply: user turns=1");
+    let id = r["session_id"].as_str().unwrap().to_string();
+
+    let exp = tmp.join("export.json");
+    let out = src.cli(&["sessions", "export", &id, "-o", exp.to_str().unwrap()]);
+    ok(&out, "export");
+    let out = dst.cli(&[
+        "sessions",
+        "import",
+        exp.to_str().unwrap(),
+        "--profile",
+        "solo",
+    ]);
+    ok(&out, "import");
+    let new_id = resume_id(&stdout(&out));
+    assert_ne!(new_id, id);
+    assert!(
+        dst.instance("solo")
+            .join("projects")
+            .join(
+                proj.to_str()
+                    .unwrap()
+                    .replace(|c: char| !c.is_ascii_alphanumeric(), "-")
+            )
+            .join(format!("{new_id}.jsonl"))
+            .is_file()
+    );
+
+    let out = run(
+        &dst.instance("solo"),
+        &[
+            "--resume",
+            &new_id,
+            "-p",
+            "second prompt after import",
+            "--output-format",
+            "json",
+        ],
+    );
+    let r = result(&out);
+    let _ = mock.kill();
+    let _ = mock.wait();
+    assert_eq!(
+        r["result"], "mock reply: user turns=2",
+        "the resumed session lacks its history"
+    );
+    let last: Value = serde_json::from_str(
+        fs::read_to_string(&log)
+            .unwrap()
+            .lines()
+            .rfind(|l| l.contains("second prompt after import"))
+            .unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<&str> = last["user_texts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.contains("first prompt of the exported session")),
+        "{texts:?}"
+    );
+    assert!(
+        texts.last().unwrap().contains("second prompt after import"),
+        "{texts:?}"
+    );
+}
