@@ -13,6 +13,7 @@ pub mod logfile;
 pub mod mount;
 pub mod mountpoint;
 pub mod procs;
+pub mod redact;
 pub mod routes;
 pub mod runfile;
 pub mod sessions;
