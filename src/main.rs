@@ -164,6 +164,9 @@ enum SessionsCmd {
         profile: Option<String>,
         #[arg(long, value_enum, default_value = "json")]
         format: ExportFormat,
+        /// Replace secrets with [REDACTED:<kind>] (counts per kind on stderr)
+        #[arg(long)]
+        redact: bool,
         /// Keep only the last N messages (the header says so)
         #[arg(long, value_name = "N")]
         limit: Option<u64>,
@@ -420,6 +423,7 @@ fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {
             id,
             profile,
             format,
+            redact,
             limit,
             output,
         } => {
@@ -432,14 +436,18 @@ fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {
                 &id,
             )?;
             let mut warnings = Vec::new();
+            let mut engine = sessions::redaction::Engine::default();
             let mut opts = export::ExportOptions {
                 limit,
-                redactor: None,
+                redactor: redact.then_some(&mut engine as &mut dyn export::Redactor),
                 progress,
             };
             let e = export::export(&found.id, &found.file, &mut opts, &mut warnings)?;
             for w in &warnings {
                 eprintln!("ccsfs: {w}");
+            }
+            if redact {
+                eprintln!("ccsfs: redacted {}", engine.summary());
             }
             let text = match format {
                 ExportFormat::Json => export::to_json(&e)?,

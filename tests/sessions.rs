@@ -807,3 +807,52 @@ fn real_claude_resumes_an_imported_session() {
         "{texts:?}"
     );
 }
+
+/// `--redact`: secrets in prompts, tool calls, tool results, subagent transcripts and
+/// tool-results files are replaced in both formats, the JSON stays valid (and imports), the
+/// counts per kind go to stderr, and a near miss is kept.
+#[test]
+fn redact_in_json_and_markdown() {
+    let (ccs, file) = setup();
+    let gh = "ghp_RFImCgHaPiZzGFOsDwO1y2A5HbT2rb7jFW2x";
+    let ant = "sk-ant-api03-8ISsWbV9J6Das4VuRAhzjRZlchCl24o2rOugvkZ189XdkyHTUXNoGEQUVwdW3edC2fXAnCwjJe3J-Sg6VARK689Ev7UxyAA";
+    let near = "ghp_abc123 is too short";
+    let mut l = lines(&file);
+    let mut v: Value = serde_json::from_str(&l[1]).unwrap();
+    v["message"]["content"] = json!(format!("use {gh} and \"{ant}\"; {near}"));
+    l[1] = v.to_string();
+    fs::write(&file, l.join("\n") + "\n").unwrap();
+    let dir = file.parent().unwrap().join(SID);
+    fs::write(dir.join("tool-results/t1.txt"), format!("token {gh}\n")).unwrap();
+    for format in ["json", "markdown"] {
+        let out = ccs.cli(&["sessions", "export", SID, "--redact", "--format", format]);
+        ok(&out, "export --redact");
+        let text = stdout(&out);
+        assert!(
+            !text.contains(gh) && !text.contains(ant),
+            "{format}: a secret is left: {text}"
+        );
+        assert!(
+            text.contains("[REDACTED:github-token]") && text.contains(near),
+            "{format}: {text}"
+        );
+        let err = stderr(&out);
+        assert!(
+            err.contains("redacted") && err.contains("github-token: "),
+            "{err}"
+        );
+        if format == "json" {
+            assert!(
+                err.contains("github-token: 2") && err.contains("anthropic-key: 1"),
+                "{err}"
+            );
+            let e: Value = serde_json::from_str(&text).expect("redacted export is JSON");
+            assert_eq!(e["redacted"]["github-token"], 2);
+            // Untouched records stay byte for byte; the export imports (checksum of what it holds).
+            assert!(text.contains(&l[3]));
+            let f = ccs.tmp.path().join("r.json");
+            fs::write(&f, &text).unwrap();
+            import(&ccs, &f, "solo", &[]);
+        }
+    }
+}

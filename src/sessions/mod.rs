@@ -8,6 +8,7 @@ pub mod fork;
 pub mod import;
 pub mod markdown;
 pub mod model;
+pub mod redaction;
 pub mod scan;
 
 use std::collections::HashMap;
