@@ -178,6 +178,7 @@ enum SessionsCmd {
     Import {
         /// The export file, or `-` for stdin
         file: PathBuf,
+        /// The profile to import into (its sessions dir, as the mount routes it)
         #[arg(long)]
         profile: String,
         /// The project dir it belongs to (default: the exported one)

@@ -458,6 +458,14 @@ fn never_overwrites() {
         before,
         "--keep-id is byte for byte"
     );
+    // Now two stores hold that id: an export without --profile asks which.
+    let out = ccs.cli(&["sessions", "export", SID]);
+    assert!(
+        !out.status.success() && stderr(&out).contains("--profile"),
+        "{}",
+        stderr(&out)
+    );
+    export(&ccs, &[SID, "--profile", "solo"]);
     let out = ccs.cli(&[
         "sessions",
         "import",

@@ -166,6 +166,7 @@ pub fn find_session(layout: &Layout, scope: &Scope, id: &str) -> Result<Found, S
         ));
     }
     let mut hits = Vec::new();
+    let mut exacts: Vec<Found> = Vec::new();
     for store in stores(layout, scope)? {
         let Ok(dirs) = std::fs::read_dir(&store.projects) else {
             continue;
@@ -173,11 +174,12 @@ pub fn find_session(layout: &Layout, scope: &Scope, id: &str) -> Result<Found, S
         for d in dirs.flatten() {
             let exact = d.path().join(format!("{id}.jsonl"));
             if exact.is_file() {
-                return Ok(Found {
+                exacts.push(Found {
                     id: id.to_string(),
                     file: exact,
                     store: store.clone(),
                 });
+                continue;
             }
             let Ok(files) = std::fs::read_dir(d.path()) else {
                 continue;
@@ -195,6 +197,22 @@ pub fn find_session(layout: &Layout, scope: &Scope, id: &str) -> Result<Found, S
                     });
                 }
             }
+        }
+    }
+    match exacts.len() {
+        0 => {}
+        1 => return Ok(exacts.remove(0)),
+        _ => {
+            let mut where_: Vec<String> = exacts
+                .iter()
+                .flat_map(|f| f.store.profiles.clone())
+                .collect();
+            where_.dedup();
+            return Err(format!(
+                "session {id} is in {} places (profiles {}); pick one with --profile",
+                exacts.len(),
+                where_.join(", ")
+            ));
         }
     }
     match hits.len() {
