@@ -16,6 +16,7 @@ pub mod procs;
 pub mod redact;
 pub mod routes;
 pub mod runfile;
+pub mod sessions;
 pub mod status;
 pub mod symlink_rule;
 pub mod tunables;

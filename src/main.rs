@@ -128,6 +128,83 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// List, export, import and fork Claude Code sessions (works on the CCS dir; no mount needed)
+    Sessions {
+        #[command(subcommand)]
+        cmd: SessionsCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionsCmd {
+    /// List sessions, newest first: id, modified, messages, size, lock holder, project, first prompt
+    List {
+        /// Only this profile's sessions (account or instance dir name)
+        #[arg(long, conflicts_with = "group")]
+        profile: Option<String>,
+        /// Only this context group's store
+        #[arg(long)]
+        group: Option<String>,
+        /// Only sessions that ran in this dir
+        #[arg(long, value_name = "DIR")]
+        project: Option<PathBuf>,
+        /// Count messages exactly (reads whole transcripts; `~N` marks an estimate otherwise)
+        #[arg(long)]
+        count: bool,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export a session as lossless JSON (for import) or a markdown transcript
+    Export {
+        /// Session id (or a unique prefix)
+        id: String,
+        /// Look only in this profile's sessions
+        #[arg(long)]
+        profile: Option<String>,
+        #[arg(long, value_enum, default_value = "json")]
+        format: ExportFormat,
+        /// Replace secrets with [REDACTED:<kind>] (counts per kind on stderr)
+        #[arg(long)]
+        redact: bool,
+        /// Keep only the last N messages (the header says so)
+        #[arg(long, value_name = "N")]
+        limit: Option<u64>,
+        /// Write to FILE instead of stdout
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
+    /// Import a JSON export as a new session of PROFILE (prints the `claude --resume` line)
+    Import {
+        /// The export file, or `-` for stdin
+        file: PathBuf,
+        /// The profile to import into (its sessions dir, as the mount routes it)
+        #[arg(long)]
+        profile: String,
+        /// The project dir it belongs to (default: the exported one)
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<PathBuf>,
+        /// Keep the session and record ids (refused if that session exists)
+        #[arg(long)]
+        keep_id: bool,
+        /// Import even if the content does not match the export's checksum
+        #[arg(long)]
+        force: bool,
+    },
+    /// Copy a session under a new id in the same project (the source is only read)
+    Fork {
+        /// Session id (or a unique prefix)
+        id: String,
+        /// Look only in this profile's sessions
+        #[arg(long)]
+        profile: Option<String>,
+    },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum ExportFormat {
+    Json,
+    Markdown,
 }
 
 #[derive(Subcommand)]
@@ -300,6 +377,7 @@ fn run(cli: Cli) -> Result<(), String> {
             Ok(())
         }
         Cmd::Profile { cmd } => profile(&layout, cmd),
+        Cmd::Sessions { cmd } => sessions(&layout, cmd),
         Cmd::Shim => {
             println!("{}", launch::install_shim(&layout)?.display());
             Ok(())
@@ -315,6 +393,167 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot write to stdout: {e}"))
         }
     }
+}
+
+fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {
+    use ccsfs::sessions::{self, Scope, export, fork, import, markdown, scan};
+    let progress = sessions::progress_wanted();
+    match cmd {
+        SessionsCmd::List {
+            profile,
+            group,
+            project,
+            count,
+            json,
+        } => {
+            let opts = scan::ListOptions {
+                scope: Scope { profile, group },
+                project,
+                count,
+                progress,
+            };
+            let list = scan::list(layout, &opts)?;
+            let text = if json {
+                serde_json::to_string_pretty(&list).map_err(|e| e.to_string())? + "\n"
+            } else {
+                scan::render(&list)
+            };
+            write_stdout(text.as_bytes())
+        }
+        SessionsCmd::Export {
+            id,
+            profile,
+            format,
+            redact,
+            limit,
+            output,
+        } => {
+            let found = sessions::find_session(
+                layout,
+                &Scope {
+                    profile,
+                    group: None,
+                },
+                &id,
+            )?;
+            let mut warnings = Vec::new();
+            let mut engine = sessions::redaction::Engine::default();
+            let mut opts = export::ExportOptions {
+                limit,
+                redactor: redact.then_some(&mut engine as &mut dyn export::Redactor),
+                progress,
+            };
+            let e = export::export(&found.id, &found.file, &mut opts, &mut warnings)?;
+            for w in &warnings {
+                eprintln!("ccsfs: {w}");
+            }
+            if redact {
+                eprintln!("ccsfs: redacted {}", engine.summary());
+            }
+            let text = match format {
+                ExportFormat::Json => export::to_json(&e)?,
+                ExportFormat::Markdown => markdown::render(&e),
+            };
+            match output {
+                Some(path) => std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display())),
+                None => write_stdout(text.as_bytes()),
+            }
+        }
+        SessionsCmd::Import {
+            file,
+            profile,
+            cwd,
+            keep_id,
+            force,
+        } => {
+            let text = if file.as_os_str() == "-" {
+                std::io::read_to_string(std::io::stdin())
+                    .map_err(|e| format!("cannot read stdin: {e}"))?
+            } else {
+                std::fs::read_to_string(&file)
+                    .map_err(|e| format!("cannot read {}: {e}", file.display()))?
+            };
+            let p = sessions::find_profile(layout, &profile)?;
+            let projects = sessions::projects_dir(layout, &p);
+            let cwd = cwd.map(|c| {
+                std::path::absolute(&c)
+                    .unwrap_or(c)
+                    .to_string_lossy()
+                    .into_owned()
+            });
+            let done = import::import(
+                &text,
+                &projects,
+                &import::ImportOptions {
+                    cwd,
+                    keep_id,
+                    force,
+                },
+            )?;
+            for w in &done.warnings {
+                eprintln!("ccsfs: {w}");
+            }
+            if done.cut_links > 0 {
+                eprintln!(
+                    "ccsfs: {} parent link(s) led to records not in the export; they start the chain now",
+                    done.cut_links
+                );
+            }
+            eprintln!(
+                "ccsfs: imported {} records as session {} into {}",
+                done.records,
+                done.id,
+                done.file.display()
+            );
+            println!("cd {} && claude --resume {}", quote(&done.cwd), done.id);
+            Ok(())
+        }
+        SessionsCmd::Fork { id, profile } => {
+            let found = sessions::find_session(
+                layout,
+                &Scope {
+                    profile,
+                    group: None,
+                },
+                &id,
+            )?;
+            let f = fork::fork(layout, &found)?;
+            for w in &f.imported.warnings {
+                eprintln!("ccsfs: {w}");
+            }
+            if let Some(h) = &f.held_by {
+                eprintln!(
+                    "ccsfs: {} is held by {h}; forked what it has written so far (it was only read)",
+                    f.from
+                );
+            }
+            eprintln!(
+                "ccsfs: forked {} into {} ({} records)",
+                f.from,
+                f.imported.file.display(),
+                f.imported.records
+            );
+            println!(
+                "cd {} && claude --resume {}",
+                quote(&f.imported.cwd),
+                f.imported.id
+            );
+            Ok(())
+        }
+    }
+}
+
+/// A path quoted for the shell.
+fn quote(s: &str) -> String {
+    String::from_utf8_lossy(&launch::decide::shell_quote(std::ffi::OsStr::new(s))).into_owned()
+}
+
+fn write_stdout(bytes: &[u8]) -> Result<(), String> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| format!("cannot write to stdout: {e}"))
 }
 
 fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
