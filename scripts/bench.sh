@@ -6,6 +6,7 @@
 #   bindfs          bindfs mirroring the plain directory
 #   mergerfs        mergerfs with the plain directory as its one branch   (when installed)
 #   fuse-overlayfs  fuse-overlayfs over an empty lower dir                (when installed)
+# and, apart from them, `ccsfs sessions list` over 10,000 sessions (scripts/bench-sessions.py).
 # Rounds are interleaved across targets (for each round, for each workload: every target in
 # turn) and the median per target is reported, with its ratio to the plain directory.
 # examples/bench.rs does the work; this script mounts, orchestrates and reports.
@@ -456,6 +457,13 @@ if [ "$raw" = 1 ]; then
     done
   done
 fi
+
+# --- sessions list ----------------------------------------------------------------------
+# Not a FUSE workload: `ccsfs sessions list` reads the CCS dir directly. 10,000 sessions of
+# realistic (log-normal) length; it must read only the head of each (see bench-sessions.py).
+echo
+python3 "$repo/scripts/bench-sessions.py" "$CCSFS" "$W/sessions" "$([ "$smoke" = 1 ] && echo 300 || echo 10000)" \
+  || { note "sessions list failed"; failed=1; }
 
 if [ ${#notes[@]} -gt 0 ]; then
   echo

@@ -218,6 +218,11 @@ fn read_session(
         return None;
     }
     let size = m.len();
+    // Only the head is wanted: no readahead past it (the kernel would otherwise read 128 KiB
+    // or more of each transcript from disk, most of a typical one).
+    if size as usize > HEAD && !count {
+        let _ = rustix::fs::fadvise(&f, 0, None, rustix::fs::Advice::Random);
+    }
     let head = read_head(&mut f, size).ok()?;
     let (messages, messages_exact) = if head.whole {
         (head.messages, true)
