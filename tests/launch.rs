@@ -18,17 +18,7 @@ use std::time::Duration;
 use common::{Ccs, Mounted, bin, is_mounted, stderr, stdout, wait_until};
 
 /// work and personal share group `team`; solo is isolated.
-const CONFIG: &str = "\
-accounts:
-  work:
-    context_mode: shared
-    context_group: team
-  personal:
-    context_mode: shared
-    context_group: team
-  solo:
-    context_mode: isolated
-";
+const CONFIG: &str = common::TEAM_AND_SOLO;
 
 const STANDIN: &str = r#"#!/bin/sh
 # Stand-in claude: records CLAUDE_CONFIG_DIR and every argument (count first, then one per

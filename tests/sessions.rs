@@ -17,18 +17,7 @@ use common::{Ccs, stderr, stdout};
 use serde_json::{Value, json};
 
 /// work and personal share group `team`; solo is isolated.
-const CONFIG: &str = "\
-version: 13
-accounts:
-  work:
-    context_mode: shared
-    context_group: team
-  personal:
-    context_mode: shared
-    context_group: team
-  solo:
-    context_mode: isolated
-";
+const CONFIG: &str = common::TEAM_AND_SOLO;
 
 const CWD: &str = "/home/me/my.app";
 const ENC: &str = "-home-me-my-app";

@@ -37,6 +37,20 @@ accounts:
     context_group: team
 ";
 
+/// work and personal share group `team` (standard continuity); solo is isolated.
+pub const TEAM_AND_SOLO: &str = "\
+version: 13
+accounts:
+  work:
+    context_mode: shared
+    context_group: team
+  personal:
+    context_mode: shared
+    context_group: team
+  solo:
+    context_mode: isolated
+";
+
 /// Lays out `~/.claude` (at `<tmp>/home/.claude`) and CCS's links to it as `ccs auth create`
 /// makes them: `<ccs>/shared/<name>` -> `~/.claude/<name>` for commands, skills, agents,
 /// plugins and settings.json; in each of `profiles`' instances, links to `<ccs>/shared/<name>`,
