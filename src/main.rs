@@ -428,14 +428,7 @@ fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {
             limit,
             output,
         } => {
-            let found = sessions::find_session(
-                layout,
-                &Scope {
-                    profile,
-                    group: None,
-                },
-                &id,
-            )?;
+            let found = find_session(layout, profile, &id)?;
             let mut warnings = Vec::new();
             let mut engine = sessions::redaction::Engine::default();
             let mut opts = export::ExportOptions {
@@ -510,14 +503,7 @@ fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {
             Ok(())
         }
         SessionsCmd::Fork { id, profile } => {
-            let found = sessions::find_session(
-                layout,
-                &Scope {
-                    profile,
-                    group: None,
-                },
-                &id,
-            )?;
+            let found = find_session(layout, profile, &id)?;
             let f = fork::fork(layout, &found)?;
             for w in &f.imported.warnings {
                 eprintln!("ccsfs: {w}");
@@ -601,4 +587,20 @@ fn profile(layout: &Layout, cmd: ProfileCmd) -> Result<(), String> {
             Ok(())
         }
     }
+}
+
+/// The session `id` (or a unique prefix), in one profile's store or in any.
+fn find_session(
+    layout: &Layout,
+    profile: Option<String>,
+    id: &str,
+) -> Result<ccsfs::sessions::Found, String> {
+    ccsfs::sessions::find_session(
+        layout,
+        &ccsfs::sessions::Scope {
+            profile,
+            group: None,
+        },
+        id,
+    )
 }

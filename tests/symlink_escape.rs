@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{Ccs, THREE_PROFILES, write_private};
-use sys::expect_errno;
+use sys::{expect_errno, refused_to_make};
 
 const CREDS: &str = ".credentials.json";
 
@@ -74,21 +74,6 @@ fn refused_to_follow(link: &Path) {
         fs::read_link(link),
         libc::EPERM,
         &format!("readlink {what}"),
-    );
-}
-
-#[track_caller]
-fn refused_to_make(target: impl AsRef<Path>, link: &Path) {
-    let target = target.as_ref();
-    expect_errno(
-        symlink(target, link),
-        libc::EPERM,
-        &format!("symlink {} -> {}", link.display(), target.display()),
-    );
-    assert!(
-        fs::symlink_metadata(link).is_err(),
-        "{} was made",
-        link.display()
     );
 }
 

@@ -94,9 +94,10 @@ impl CcsFs {
         let topo = self.topo();
         let (fd, tree, role) = match parent.role {
             Role::MountRoot => {
+                // An account CCS has just made: look at config.yaml now, not in 250 ms. (Not
+                // for Claude's `<profile>.lock` dirs, looked up at every config write.)
                 let found = topo.view_named(name).or_else(|| {
-                    // An account CCS has just made: look at config.yaml now, not in 250 ms.
-                    (self.live.check() && !self.is_lock_dir_name(name))
+                    (!self.is_lock_dir_name(name) && self.live.check())
                         .then(|| self.topo().view_named(name))
                         .flatten()
                 });

@@ -378,3 +378,19 @@ pub fn drop_caches() {
 pub fn perm(md: &fs::Metadata) -> u32 {
     md.permissions().mode() & 0o7777
 }
+
+/// `symlink(target, link)` is refused with EPERM and leaves nothing at `link`.
+#[track_caller]
+pub fn refused_to_make(target: impl AsRef<Path>, link: &Path) {
+    let target = target.as_ref();
+    expect_errno(
+        std::os::unix::fs::symlink(target, link),
+        libc::EPERM,
+        &format!("symlink {} -> {}", link.display(), target.display()),
+    );
+    assert!(
+        std::fs::symlink_metadata(link).is_err(),
+        "{} was made",
+        link.display()
+    );
+}
