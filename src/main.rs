@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::error::ErrorKind;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 
 use ccsfs::config;
 use ccsfs::launch;
@@ -37,7 +37,7 @@ enum Cmd {
         /// Stay in the foreground and log to stderr
         #[arg(short, long)]
         foreground: bool,
-        /// Mount options; only `allow_other` is accepted (needs user_allow_other in /etc/fuse.conf)
+        /// Mount options: `allow_other` (needs user_allow_other in /etc/fuse.conf), `noexec`
         #[arg(short = 'o', value_delimiter = ',', value_name = "OPTS")]
         options: Vec<String>,
         /// FUSE worker threads
@@ -63,6 +63,9 @@ enum Cmd {
         /// Detach now even if busy; the kernel finishes when the last user leaves
         #[arg(short = 'z', long)]
         lazy: bool,
+        /// Only a mount whose daemon is gone; nothing (exit 0) otherwise (the user unit's stop)
+        #[arg(long, conflicts_with = "lazy")]
+        if_dead: bool,
     },
     /// Show the mount, the daemon, each profile's routes and the held transcript locks
     Status {
@@ -132,6 +135,32 @@ enum Cmd {
     Sessions {
         #[command(subcommand)]
         cmd: SessionsCmd,
+    },
+    /// Install the systemd user unit that mounts at login and unmounts at logout
+    InstallService {
+        /// Stop, disable and remove the unit instead
+        #[arg(long, conflicts_with = "print")]
+        uninstall: bool,
+        /// Print the unit instead of installing it
+        #[arg(long)]
+        print: bool,
+    },
+    /// Link /sbin/mount.fuse.ccsfs to this binary, so that a `fuse.ccsfs` fstab line mounts (root)
+    InstallMountHelper {
+        /// Where mount(8) looks for helpers
+        #[arg(long, value_name = "DIR", default_value = ccsfs::mount_helper::DEFAULT_DIR)]
+        dir: PathBuf,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completions {
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page ccsfs(1), or write one page per subcommand into DIR
+    Man {
+        /// Write ccsfs.1, ccsfs-mount.1, … into DIR instead
+        #[arg(long, value_name = "DIR")]
+        out: Option<PathBuf>,
     },
 }
 
@@ -232,6 +261,13 @@ fn main() -> ExitCode {
     // The shim's entry, before clap: every argument after `shim-exec --` is claude's, untouched
     // (`-h`, `--version`, `--`, empty strings, bytes that are not UTF-8).
     let argv: Vec<OsString> = std::env::args_os().collect();
+    // Run by mount(8) as /sbin/mount.fuse.ccsfs for a `fuse.ccsfs` fstab line.
+    if argv
+        .first()
+        .is_some_and(|a| ccsfs::mount_helper::invoked_as_helper(a))
+    {
+        return mount_helper(&argv[1..]);
+    }
     if argv.get(1).is_some_and(|a| a == "shim-exec") {
         let Err(e) = launch::shim_exec(&argv[2..]);
         eprintln!("ccsfs: {e}");
@@ -270,7 +306,67 @@ fn main() -> ExitCode {
     }
 }
 
+/// The fstab helper: mount(8)'s arguments, then `ccsfs mount`. Exit status as mount(8) wants it
+/// of a helper: 1 for a bad line, 32 when the mount fails.
+fn mount_helper(args: &[OsString]) -> ExitCode {
+    let name = ccsfs::fstab::HELPER_NAME;
+    let ccsfs_args = match ccsfs::mount_helper::prepare(args) {
+        Ok(Some(a)) => a,
+        Ok(None) => return ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let cli = match Cli::try_parse_from(std::iter::once(OsString::from("ccsfs")).chain(ccsfs_args))
+    {
+        Ok(cli) => cli,
+        Err(e) => {
+            eprintln!("{name}: {}", e.to_string().lines().next().unwrap_or(""));
+            return ExitCode::from(1);
+        }
+    };
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(32)
+        }
+    }
+}
+
 fn run(cli: Cli) -> Result<(), String> {
+    // Those that need no CCS dir.
+    match &cli.cmd {
+        Cmd::Completions { shell } => {
+            let mut out = Vec::new();
+            clap_complete::generate(*shell, &mut Cli::command(), "ccsfs", &mut out);
+            return write_stdout(&out);
+        }
+        Cmd::Man { out: None } => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(Cli::command())
+                .render(&mut out)
+                .map_err(|e| e.to_string())?;
+            return write_stdout(&out);
+        }
+        Cmd::Man { out: Some(dir) } => {
+            std::fs::create_dir_all(dir)
+                .and_then(|()| clap_mangen::generate_to(Cli::command(), dir))
+                .map_err(|e| format!("cannot write the man pages into {}: {e}", dir.display()))?;
+            println!("wrote the man pages into {}", dir.display());
+            return Ok(());
+        }
+        Cmd::InstallMountHelper { dir } => {
+            println!("{}", ccsfs::mount_helper::install_link(dir)?);
+            return Ok(());
+        }
+        _ => {}
+    }
+    let explicit_ccs_dir = cli.ccs_dir.is_some()
+        || ["CCS_DIR", "CCS_HOME"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some_and(|v| !v.is_empty()));
     let ccs_dir = find_ccs_dir(cli.ccs_dir.as_deref(), |k| std::env::var(k).ok())?;
     // The daemon leaves the caller's cwd behind, so every path is made absolute up front.
     let ccs_dir = std::path::absolute(&ccs_dir)
@@ -287,13 +383,14 @@ fn run(cli: Cli) -> Result<(), String> {
             no_passthrough,
             fd_budget,
         } => {
-            let mut allow_other = false;
+            let (mut allow_other, mut noexec) = (false, false);
             for o in options {
                 match o.as_str() {
                     "allow_other" => allow_other = true,
+                    "noexec" => noexec = true,
                     other => {
                         return Err(format!(
-                            "unknown mount option `{other}`; only `-o allow_other` is supported"
+                            "unknown mount option `{other}`; ccsfs takes `-o allow_other` and `-o noexec`"
                         ));
                     }
                 }
@@ -322,6 +419,7 @@ fn run(cli: Cli) -> Result<(), String> {
                     mount_point,
                     foreground,
                     allow_other,
+                    noexec,
                     threads,
                     passthrough: !no_passthrough,
                     fd_budget,
@@ -332,8 +430,15 @@ fn run(cli: Cli) -> Result<(), String> {
                 },
             )
         }
-        Cmd::Unmount { mount_point, lazy } => {
+        Cmd::Unmount {
+            mount_point,
+            lazy,
+            if_dead,
+        } => {
             let mp = mount_point.unwrap_or_else(|| layout.default_mount_point());
+            if if_dead {
+                return mount::unmount_if_dead(&layout, &mp).map(|_| ());
+            }
             mount::unmount(&layout, &mp, lazy)
         }
         Cmd::Status { mount_point, json } => {
@@ -375,6 +480,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 ccsfs::unlock::unlock(&layout, &profiles, &mp, &path, force)?
             );
             Ok(())
+        }
+        Cmd::InstallService { uninstall, print } => {
+            let opts = ccsfs::service::ServiceOptions {
+                // Baked in when it was chosen (flag or environment): the unit runs without them.
+                ccs_dir: explicit_ccs_dir.then(|| layout.ccs_dir.clone()),
+                mount_point: layout.default_mount_point(),
+                uninstall,
+                print,
+            };
+            for line in ccsfs::service::install(&opts)? {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Cmd::Completions { .. } | Cmd::Man { .. } | Cmd::InstallMountHelper { .. } => {
+            unreachable!("handled above")
         }
         Cmd::Profile { cmd } => profile(&layout, cmd),
         Cmd::Sessions { cmd } => sessions(&layout, cmd),

@@ -31,6 +31,8 @@ pub struct MountOptions {
     pub mount_point: PathBuf,
     pub foreground: bool,
     pub allow_other: bool,
+    /// Mount `noexec` (what an fstab `user` line implies).
+    pub noexec: bool,
     pub threads: usize,
     pub locks: crate::locks::LockConfig,
     /// Use kernel passthrough when the kernel and privileges allow it.
@@ -50,6 +52,7 @@ impl MountOptions {
             mount_point,
             foreground: false,
             allow_other: false,
+            noexec: false,
             threads: DEFAULT_THREADS,
             locks: crate::locks::LockConfig::default(),
             passthrough: true,
@@ -657,6 +660,9 @@ fn serve(
         MountOption::NoDev,
         MountOption::NoSuid,
     ];
+    if opts.noexec {
+        config.mount_options.push(MountOption::NoExec);
+    }
     let privileged = euid() == 0;
     let live = fs.live();
     let notifier_slot = fs.notifier_slot();
@@ -732,6 +738,12 @@ fn serve(
         return Err(e);
     }
     let abandoned = startup.ready().is_err();
+    if opts.foreground && !abandoned {
+        // Under the `Type=notify` unit: `systemctl --user start` returns now.
+        if let Err(e) = crate::sdnotify::notify("READY=1") {
+            log::warn!("cannot tell systemd that the mount is ready: {e}");
+        }
+    }
     if abandoned {
         log::warn!(
             "the `ccsfs mount` that started this daemon was gone before the mount was ready; unmounting {}",
@@ -857,6 +869,24 @@ pub fn unmount(layout: &Layout, mount_point: &Path, lazy: bool) -> Result<(), St
     }
     let _ = std::fs::remove_file(layout.run_file(&abs));
     Ok(())
+}
+
+/// `unmount --if-dead` (the user unit's ExecStopPost): clears `mount_point` only when it is a
+/// FUSE mount whose daemon is gone, never a live one. Ok(false) when there was nothing to clear.
+pub fn unmount_if_dead(layout: &Layout, mount_point: &Path) -> Result<bool, String> {
+    let fuse = matches!(mount_state(mount_point), MountState::Mounted(t) if t.starts_with("fuse"));
+    // statfs, not stat: the kernel may answer a stat from cached attributes after the daemon
+    // died, while statfs always asks the daemon.
+    let c =
+        std::ffi::CString::new(mount_point.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
+    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
+    // SAFETY: NUL-terminated path; `st` is only written.
+    let dead = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0
+        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN);
+    if !(fuse && dead) {
+        return Ok(false);
+    }
+    unmount(layout, mount_point, true).map(|()| true)
 }
 
 fn do_unmount(mount_point: &Path, lazy: bool) -> Result<(), String> {

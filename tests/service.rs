@@ -1,0 +1,594 @@
+//! Auto-mount and the shell: the systemd user unit (checked by `systemd-analyze verify`, and
+//! its ExecStart run with a NOTIFY_SOCKET of our own: READY=1 once the mount answers, SIGTERM
+//! unmounts, ExecStopPost clears only a dead mount), the `mount.fuse.ccsfs` fstab helper (run
+//! as mount(8) runs it, and as root through the real mount(8)), completions and the man page.
+
+mod common;
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::Duration;
+
+use common::{Ccs, TWO_IN_TEAM, bin, fs_type, is_mounted, stderr, stdout, wait_until};
+
+const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+
+/// `ccsfs ARGS…` with a home and config dir of its own, and no way to reach a real user
+/// manager (XDG_RUNTIME_DIR is an empty dir, no session bus): install-service writes the unit
+/// and prints the systemctl steps.
+fn isolated(args: &[&str], home: &Path) -> Output {
+    let runtime = home.join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700)).unwrap();
+    Command::new(bin())
+        .args(args)
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .env_remove("CCS_DIR")
+        .env_remove("CCS_HOME")
+        .output()
+        .unwrap()
+}
+
+/// The value of `key=` in the unit, split into words (the test's paths hold no blanks).
+fn unit_command(unit: &str, key: &str) -> Vec<String> {
+    let line = unit
+        .lines()
+        .find_map(|l| l.strip_prefix(&format!("{key}=")))
+        .unwrap_or_else(|| panic!("no {key}= in the unit:\n{unit}"));
+    line.trim_start_matches('-')
+        .split_whitespace()
+        .map(str::to_string)
+        .collect()
+}
+
+/// `systemd-analyze verify --user UNIT`: (success, every line that mentions the unit).
+fn verify(unit: &Path, runtime: &Path) -> (bool, Vec<String>) {
+    let tool = common::prereq::require_tool("systemd-analyze", "systemd");
+    let out = Command::new(tool)
+        .args(["verify", "--user"])
+        .arg(unit)
+        .env("XDG_RUNTIME_DIR", runtime)
+        .output()
+        .unwrap();
+    let name = unit.file_name().unwrap().to_string_lossy().into_owned();
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let lines = text
+        .lines()
+        .filter(|l| l.contains(&name))
+        .map(str::to_string)
+        .collect();
+    (out.status.success(), lines)
+}
+
+#[test]
+#[ignore = "needs systemd-analyze (apt-get install systemd); scripts/test.sh runs it"]
+fn install_service_writes_a_unit_that_systemd_analyze_accepts() {
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path();
+    let ccs = home.join("my ccs");
+    let ccs_arg = ccs.to_str().unwrap();
+    let out = isolated(&["--ccs-dir", ccs_arg, "install-service"], home);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit_path = home.join("config/systemd/user/ccsfs.service");
+    let said = stdout(&out);
+    // No user manager here: the file is written and the steps are printed, one a line.
+    assert!(
+        said.contains(&format!("wrote {}", unit_path.display())),
+        "{said}"
+    );
+    assert!(
+        said.contains("\n  systemctl --user daemon-reload\n"),
+        "{said}"
+    );
+    assert!(
+        said.contains("\n  systemctl --user enable --now ccsfs.service\n"),
+        "{said}"
+    );
+    let unit = std::fs::read_to_string(&unit_path).unwrap();
+    let exe = std::fs::canonicalize(bin()).unwrap();
+    let quoted = format!("--ccs-dir \"{}\"", ccs.display());
+    assert!(
+        unit.contains(&format!(
+            "\nExecStart={} {quoted} mount -f\n",
+            exe.display()
+        )),
+        "{unit}"
+    );
+    assert!(
+        unit.contains(&format!(
+            "\nExecStopPost=-{} {quoted} unmount --if-dead\n",
+            exe.display()
+        )),
+        "{unit}"
+    );
+    for line in [
+        "Type=notify",
+        "Restart=on-failure",
+        "WantedBy=default.target",
+    ] {
+        assert!(unit.lines().any(|l| l == line), "{line} missing:\n{unit}");
+    }
+    // --print shows exactly what was written.
+    let printed = isolated(&["--ccs-dir", ccs_arg, "install-service", "--print"], home);
+    assert_eq!(stdout(&printed), unit);
+
+    let (ok, complaints) = verify(&unit_path, &home.join("runtime"));
+    assert!(
+        ok && complaints.is_empty(),
+        "systemd-analyze verify: {complaints:?}"
+    );
+    // The check has teeth: a broken copy is reported.
+    let broken = home.join("broken/ccsfs.service");
+    std::fs::create_dir_all(broken.parent().unwrap()).unwrap();
+    std::fs::write(&broken, unit.replace("Type=notify", "Type=notifyy")).unwrap();
+    let (_, complaints) = verify(&broken, &home.join("runtime"));
+    assert!(
+        complaints.iter().any(|l| l.contains("notifyy")),
+        "systemd-analyze did not flag a bad Type=: {complaints:?}"
+    );
+
+    let out = isolated(&["install-service", "--uninstall"], home);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!unit_path.exists());
+    assert!(
+        stdout(&out).contains("systemctl --user daemon-reload"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+/// Stops a child and clears a mount point, whatever happened in the test.
+struct Cleanup {
+    child: Option<Child>,
+    ccs: PathBuf,
+    mnt: PathBuf,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.child {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        if is_mounted(&self.mnt) {
+            let _ = Command::new(bin())
+                .arg("--ccs-dir")
+                .arg(&self.ccs)
+                .args(["unmount", "--lazy"])
+                .arg(&self.mnt)
+                .output();
+        }
+    }
+}
+
+fn run(cmd: &[String]) -> Output {
+    Command::new(&cmd[0]).args(&cmd[1..]).output().unwrap()
+}
+
+/// The unit's ExecStart, started with NOTIFY_SOCKET=`notify` (a path or `@name`); returns once
+/// READY=1 arrived, after checking that the mount answered by then.
+fn start_as_systemd_would(
+    exec_start: &[String],
+    notify: &str,
+    server: &UnixDatagram,
+    mnt: &Path,
+) -> Child {
+    let child = Command::new(&exec_start[0])
+        .args(&exec_start[1..])
+        .env("NOTIFY_SOCKET", notify)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    server
+        .set_read_timeout(Some(Duration::from_secs(25)))
+        .unwrap();
+    let mut buf = [0u8; 256];
+    let n = server.recv(&mut buf).expect("no READY=1 within 25 s");
+    // At the moment READY=1 arrives, the mount answers and serves the profiles.
+    assert_eq!(
+        fs_type(mnt),
+        Ok(FUSE_SUPER_MAGIC),
+        "READY=1 came before the mount"
+    );
+    assert!(mnt.join("work").is_dir() && mnt.join("personal").is_dir());
+    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "READY=1");
+    child
+}
+
+#[test]
+fn the_units_daemon_says_ready_once_mounted_sigterm_unmounts_and_stop_post_clears_a_dead_mount() {
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let ccs_arg = ccs.ccs.to_str().unwrap();
+    let out = ccs.cli(&["install-service", "--print"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let unit = stdout(&out);
+    assert!(
+        unit.contains(&format!("--ccs-dir {ccs_arg} mount -f")),
+        "{unit}"
+    );
+    let exec_start = unit_command(&unit, "ExecStart");
+    let stop_post = unit_command(&unit, "ExecStopPost");
+    let mnt = ccs.ccs.join("mnt"); // the unit mounts at the default mount point
+    let mut guard = Cleanup {
+        child: None,
+        ccs: ccs.ccs.clone(),
+        mnt: mnt.clone(),
+    };
+
+    // 1. A socket file, as systemd's own $NOTIFY_SOCKET; then SIGTERM, as at logout.
+    let sock = ccs.tmp.path().join("notify");
+    let server = UnixDatagram::bind(&sock).unwrap();
+    let child = start_as_systemd_would(&exec_start, sock.to_str().unwrap(), &server, &mnt);
+    let pid = child.id() as i32;
+    guard.child = Some(child);
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let mut child = guard.child.take().unwrap();
+    let status =
+        wait_child(&mut child, Duration::from_secs(10)).expect("still running 10 s after SIGTERM");
+    assert!(status.success(), "daemon exit after SIGTERM: {status}");
+    assert!(!is_mounted(&mnt), "SIGTERM left {} mounted", mnt.display());
+    // ExecStopPost after a clean stop: nothing to do, exit 0.
+    let out = run(&stop_post);
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}",
+        stderr(&out)
+    );
+
+    // 2. An abstract address (`@name`); the daemon dies (kill -9), ExecStopPost clears the
+    //    dead mount, and leaves a live one alone.
+    let name = format!("ccsfs-test-notify-{}", std::process::id());
+    let server = {
+        use std::os::linux::net::SocketAddrExt;
+        let addr = std::os::unix::net::SocketAddr::from_abstract_name(name.as_bytes()).unwrap();
+        UnixDatagram::bind_addr(&addr).unwrap()
+    };
+    let child = start_as_systemd_would(&exec_start, &format!("@{name}"), &server, &mnt);
+    let pid = child.id() as i32;
+    guard.child = Some(child);
+    let out = run(&stop_post);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        fs_type(&mnt),
+        Ok(FUSE_SUPER_MAGIC),
+        "--if-dead unmounted a live mount"
+    );
+    // SAFETY: plain kill(2) of our own child.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    let mut child = guard.child.take().unwrap();
+    wait_child(&mut child, Duration::from_secs(10)).expect("SIGKILLed daemon still there");
+    assert_eq!(
+        fs_type(&mnt),
+        Err(libc::ENOTCONN),
+        "the mount should be dead now"
+    );
+    let out = run(&stop_post);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        !is_mounted(&mnt),
+        "ExecStopPost left the dead mount: {stop_post:?}: {}{}; {}",
+        stdout(&out),
+        stderr(&out),
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap()
+    );
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> Option<std::process::ExitStatus> {
+    let mut status = None;
+    wait_until(limit, || {
+        status = child.try_wait().unwrap();
+        status.is_some()
+    });
+    status
+}
+
+/// A dir holding `mount.fuse.ccsfs` -> the binary, as `ln -s $(command -v ccsfs)` makes it.
+fn helper_link(dir: &Path) -> PathBuf {
+    let link = dir.join("mount.fuse.ccsfs");
+    std::os::unix::fs::symlink(bin(), &link).unwrap();
+    link
+}
+
+/// Whether this user may mount with allow_other (root, or user_allow_other in fuse.conf).
+fn may_allow_other() -> bool {
+    common::is_root()
+        || std::fs::read_to_string("/etc/fuse.conf")
+            .is_ok_and(|t| t.lines().any(|l| l.trim() == "user_allow_other"))
+}
+
+/// The mount options /proc/self/mountinfo lists for `mnt`.
+fn mount_options(mnt: &Path) -> String {
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let want = mnt.to_string_lossy().replace(' ', "\\040");
+    table
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some(want.as_str()))
+        .and_then(|l| l.split(' ').nth(5))
+        .unwrap_or_default()
+        .to_string()
+}
+
+#[test]
+fn the_fstab_helper_mounts_as_mount_8_runs_it() {
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let link = helper_link(ccs.tmp.path());
+    let (ccs_arg, mnt_arg) = (ccs.ccs.to_str().unwrap(), ccs.mnt.to_str().unwrap());
+    let _guard = Cleanup {
+        child: None,
+        ccs: ccs.ccs.clone(),
+        mnt: ccs.mnt.clone(),
+    };
+    let other = if may_allow_other() {
+        ",allow_other"
+    } else {
+        ""
+    };
+    // The fstab line's options as written, then as util-linux passes those of a `user` line.
+    for opts in [
+        format!("rw,noauto,user{other}"),
+        format!("rw,noexec,nosuid,nodev{other},user"),
+    ] {
+        let out = Command::new(&link)
+            .args([ccs_arg, mnt_arg, "-o", &opts])
+            .env_clear() // mount(8) gives helpers no environment
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "-o {opts}: {}", stderr(&out));
+        assert_eq!(fs_type(&ccs.mnt), Ok(FUSE_SUPER_MAGIC), "-o {opts}");
+        assert!(ccs.profile("work").is_dir() && ccs.profile("personal").is_dir());
+        let mounted = mount_options(&ccs.mnt);
+        assert_eq!(
+            mounted.split(',').any(|o| o == "noexec"),
+            opts.contains("noexec"),
+            "{mounted}"
+        );
+        let out = ccs.cli(&["unmount", mnt_arg]);
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(!is_mounted(&ccs.mnt));
+    }
+    // mount -f (a fake run) mounts nothing and succeeds.
+    let out = Command::new(&link)
+        .args([ccs_arg, mnt_arg, "-f", "-o", "rw"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!is_mounted(&ccs.mnt));
+}
+
+#[test]
+fn the_fstab_helper_refuses_bad_options_in_one_line_and_mounts_nothing() {
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let link = helper_link(ccs.tmp.path());
+    let (ccs_arg, mnt_arg) = (ccs.ccs.to_str().unwrap(), ccs.mnt.to_str().unwrap());
+    for (opts, needle) in [
+        ("rw,noauto,user,bogus_opt", "`bogus_opt`"),
+        ("ro,noauto", "remove `ro`"),
+        (
+            "rw,setuid=no-such-user-ccsfs",
+            "no user `no-such-user-ccsfs`",
+        ),
+    ] {
+        let out = Command::new(&link)
+            .args([ccs_arg, mnt_arg, "-o", opts])
+            .output()
+            .unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "-o {opts}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(
+            err.starts_with("mount.fuse.ccsfs: ") && err.contains(needle),
+            "{err}"
+        );
+        assert!(!is_mounted(&ccs.mnt));
+    }
+    // A mount that fails (the mount point is missing) is mount(8)'s "mount failure", 32.
+    let out = Command::new(&link)
+        .args([ccs_arg, ccs.tmp.path().join("absent").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(32), "{}", stderr(&out));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+/// Removes /sbin/mount.fuse.ccsfs when the test ends, also when it fails.
+struct HelperInSbin(PathBuf);
+
+impl Drop for HelperInSbin {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+const NOBODY: u32 = 65534;
+
+fn as_nobody(cmd: &str) -> Output {
+    Command::new("setpriv")
+        .args([
+            format!("--reuid={NOBODY}"),
+            format!("--regid={NOBODY}"),
+            "--clear-groups".into(),
+        ])
+        .args(["sh", "-c", cmd])
+        .output()
+        .unwrap()
+}
+
+#[test]
+#[ignore = "needs root (installs /sbin/mount.fuse.ccsfs, runs mount(8) with setuid=); scripts/test.sh runs it"]
+fn real_mount_8_with_the_installed_helper_and_setuid() {
+    common::prereq::require_root();
+    let helper = Path::new("/sbin/mount.fuse.ccsfs");
+    assert!(
+        std::fs::symlink_metadata(helper).is_err(),
+        "{} exists already; this test installs and removes its own",
+        helper.display()
+    );
+    let _remove = HelperInSbin(helper.to_path_buf());
+    let out = Command::new(bin())
+        .arg("install-mount-helper")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        std::fs::read_link(helper).unwrap(),
+        std::fs::canonicalize(bin()).unwrap()
+    );
+    // Again: already there, still fine.
+    let out = Command::new(bin())
+        .arg("install-mount-helper")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success() && stdout(&out).contains("already there"),
+        "{}",
+        stdout(&out)
+    );
+
+    // The store belongs to the user the line names, as a user's ~/.ccs does.
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    std::fs::set_permissions(ccs.tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    for p in [&ccs.ccs, &ccs.mnt, &ccs.ccs.join("config.yaml")] {
+        std::os::unix::fs::chown(p, Some(NOBODY), Some(NOBODY)).unwrap();
+    }
+    let (ccs_arg, mnt_arg) = (ccs.ccs.to_str().unwrap(), ccs.mnt.to_str().unwrap());
+    let _guard = Cleanup {
+        child: None,
+        ccs: ccs.ccs.clone(),
+        mnt: ccs.mnt.clone(),
+    };
+    let out = Command::new("mount")
+        .args(["-t", "fuse.ccsfs", ccs_arg, mnt_arg, "-o"])
+        .arg("defaults,noauto,nofail,_netdev,x-systemd.automount,setuid=nobody")
+        .env_clear()
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "mount: {}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    // The mount is nobody's (no allow_other): nobody sees the profiles.
+    let seen = as_nobody(&format!("stat -f -c %t {mnt_arg} && ls {mnt_arg}"));
+    assert!(seen.status.success(), "{}", stderr(&seen));
+    assert_eq!(stdout(&seen), "65735546\npersonal\nwork\n");
+    // The daemon runs as nobody (every uid: real, effective, saved, fs).
+    let status = Command::new(bin())
+        .args(["--ccs-dir", ccs_arg, "status", mnt_arg])
+        .output()
+        .unwrap();
+    let text = stdout(&status);
+    let pid: i32 = text
+        .split("daemon pid ")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no daemon pid in status: {text}"));
+    let proc_status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let uid_line = proc_status.lines().find(|l| l.starts_with("Uid:")).unwrap();
+    assert!(
+        uid_line
+            .split_whitespace()
+            .skip(1)
+            .all(|u| u == NOBODY.to_string()),
+        "{uid_line}"
+    );
+    // umount(8) ends it, and the daemon with it.
+    let out = Command::new("umount").arg(mnt_arg).output().unwrap();
+    assert!(out.status.success(), "umount: {}", stderr(&out));
+    assert!(!is_mounted(&ccs.mnt));
+    assert!(wait_until(
+        Duration::from_secs(10),
+        || common::process_gone(pid)
+    ));
+}
+
+#[test]
+fn completions_parse_and_name_the_subcommands() {
+    let out = Command::new(bin())
+        .args(["completions", "bash"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let script = stdout(&out);
+    for sub in [
+        "mount",
+        "unmount",
+        "sessions",
+        "install-service",
+        "completions",
+        "man",
+    ] {
+        assert!(script.contains(sub), "bash completion lacks {sub}");
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("ccsfs.bash");
+    std::fs::write(&file, &script).unwrap();
+    let check = Command::new("bash").arg("-n").arg(&file).output().unwrap();
+    assert!(check.status.success(), "bash -n: {}", stderr(&check));
+    for shell in ["zsh", "fish", "elvish", "powershell"] {
+        let out = Command::new(bin())
+            .args(["completions", shell])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr(&out));
+        assert!(stdout(&out).contains("install-service"), "{shell}");
+    }
+    let out = Command::new(bin())
+        .args(["completions", "tcsh"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(stderr(&out).lines().count(), 1, "{}", stderr(&out));
+}
+
+#[test]
+fn the_man_page_renders() {
+    let out = Command::new(bin()).arg("man").output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let page = stdout(&out);
+    assert!(page.contains(".TH ccsfs 1"), "{page}");
+    for section in [".SH NAME", ".SH SYNOPSIS", ".SH SUBCOMMANDS"] {
+        assert!(page.contains(section), "no {section}");
+    }
+    assert!(page.contains("install\\-service") || page.contains("install-service"));
+    let tmp = tempfile::tempdir().unwrap();
+    let out = Command::new(bin())
+        .args(["man", "--out"])
+        .arg(tmp.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    for page in [
+        "ccsfs.1",
+        "ccsfs-mount.1",
+        "ccsfs-install-service.1",
+        "ccsfs-sessions-export.1",
+    ] {
+        assert!(tmp.path().join(page).is_file(), "{page} not written");
+    }
+    // Rendered by man(1) where it is installed (roff checked above otherwise).
+    if common::prereq::on_path("man").is_some() {
+        let out = Command::new("man")
+            .arg("-l")
+            .arg(tmp.path().join("ccsfs-mount.1"))
+            .env("MANPAGER", "cat")
+            .env("MANWIDTH", "100")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "man -l: {}", stderr(&out));
+        let text = stdout(&out);
+        assert!(
+            text.contains("NAME") && text.contains("--foreground"),
+            "{text}"
+        );
+    }
+}
