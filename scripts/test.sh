@@ -21,9 +21,9 @@
 # Which tests need what is read from their `#[ignore = "needs …"]` reasons (tests/common/prereq.rs).
 #
 # Needs (Debian/Ubuntu packages): fuse3 (fusermount3, /dev/fuse), tmux, python3, nodejs and
-# npm, util-linux (setpriv, unshare); as root also libacl1-dev (pjdfstest is built with cargo
-# when missing). Rust from rustup. An ordinary user needs /dev/fuse to be 0666, as
-# distributions set it.
+# npm, util-linux (setpriv, unshare), systemd (systemd-analyze, to check the user unit); as
+# root also libacl1-dev (pjdfstest is built with cargo when missing). Rust from rustup. An
+# ordinary user needs /dev/fuse to be 0666, as distributions set it.
 #
 # Environment (all optional):
 #   CCSFS_E2E_CACHE  where the npm clients are installed and cached (npm's own download cache
@@ -47,7 +47,7 @@ ci=false
 
 step "prerequisites"
 missing=()
-for tool in fusermount3:fuse3 tmux:tmux python3:python3 node:nodejs npm:npm setpriv:util-linux; do
+for tool in fusermount3:fuse3 tmux:tmux python3:python3 node:nodejs npm:npm setpriv:util-linux systemd-analyze:systemd; do
   command -v "${tool%%:*}" >/dev/null || missing+=("${tool#*:}")
 done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -422,8 +422,8 @@ fn as_nobody(cmd: &str) -> Output {
 }
 
 #[test]
-#[ignore = "needs root (installs /sbin/mount.fuse.ccsfs, runs mount(8) with setuid=); scripts/test.sh runs it"]
-fn real_mount_8_with_the_installed_helper_and_setuid() {
+#[ignore = "needs root (installs /sbin/mount.fuse.ccsfs, runs mount(8) as root and as a user); scripts/test.sh runs it"]
+fn real_mount_8_with_the_installed_helper_a_root_line_with_setuid_and_a_user_line() {
     common::prereq::require_root();
     let helper = Path::new("/sbin/mount.fuse.ccsfs");
     assert!(
@@ -464,6 +464,7 @@ fn real_mount_8_with_the_installed_helper_and_setuid() {
         ccs: ccs.ccs.clone(),
         mnt: ccs.mnt.clone(),
     };
+    // 1. Root's line for the boot, naming the user: `mount -t fuse.ccsfs SRC MNT -o …`.
     let out = Command::new("mount")
         .args(["-t", "fuse.ccsfs", ccs_arg, mnt_arg, "-o"])
         .arg("defaults,noauto,nofail,_netdev,x-systemd.automount,setuid=nobody")
@@ -509,6 +510,62 @@ fn real_mount_8_with_the_installed_helper_and_setuid() {
         Duration::from_secs(10),
         || common::process_gone(pid)
     ));
+
+    // 2. A user's own line, `defaults,noauto,user,allow_other`: nobody runs mount(8) and
+    //    umount(8) themselves. The line goes into a private mount namespace's /etc/fstab (a bind
+    //    mount), with a fuse.conf that has user_allow_other, so the machine's stay untouched.
+    user_line_through_mount_8(&ccs);
+}
+
+/// Kills what is left of a daemon serving `ccs` (a failed run inside a private namespace).
+struct KillLeftovers(PathBuf);
+
+impl Drop for KillLeftovers {
+    fn drop(&mut self) {
+        for (pid, _) in common::processes_mentioning(&self.0) {
+            // SAFETY: plain kill(2).
+            unsafe { libc::kill(pid, libc::SIGKILL) };
+        }
+    }
+}
+
+fn user_line_through_mount_8(ccs: &Ccs) {
+    let (ccs_arg, mnt_arg) = (ccs.ccs.to_str().unwrap(), ccs.mnt.to_str().unwrap());
+    let _leftovers = KillLeftovers(ccs.ccs.clone());
+    let fstab = ccs.tmp.path().join("fstab");
+    std::fs::write(
+        &fstab,
+        format!("{ccs_arg} {mnt_arg} fuse.ccsfs defaults,noauto,user,allow_other 0 0\n"),
+    )
+    .unwrap();
+    let fuse_conf = ccs.tmp.path().join("fuse.conf");
+    std::fs::write(&fuse_conf, "user_allow_other\n").unwrap();
+    assert!(
+        Path::new("/etc/fuse.conf").exists(),
+        "/etc/fuse.conf is missing; install fuse3, which ships it"
+    );
+    let conf_bind = format!("mount --bind {} /etc/fuse.conf &&", fuse_conf.display());
+    let as_user = format!(
+        "mount {mnt_arg} && stat -f -c %t {mnt_arg} && ls {mnt_arg} && grep -F ' {mnt_arg} ' /proc/self/mountinfo && umount {mnt_arg} && echo unmounted && ! grep -F ' {mnt_arg} ' /proc/self/mountinfo"
+    );
+    let script = format!(
+        "mount --bind {} /etc/fstab && {conf_bind} setpriv --reuid={NOBODY} --regid={NOBODY} --clear-groups sh -c \"{as_user}\"",
+        fstab.display()
+    );
+    let out = Command::new("unshare")
+        .args(["-m", "--propagation", "private", "sh", "-c", &script])
+        .output()
+        .unwrap();
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[..3], ["65735546", "personal", "work"], "{text}");
+    // mount(8) made it `user`'s way: nosuid, nodev, noexec; owned by nobody; allow_other.
+    let entry = lines[3];
+    assert!(entry.contains("nosuid,nodev,noexec"), "{entry}");
+    assert!(entry.contains(&format!("user_id={NOBODY}")), "{entry}");
+    assert!(entry.contains("allow_other"), "{entry}");
+    assert_eq!(lines.get(4), Some(&"unmounted"), "{text}");
 }
 
 #[test]
