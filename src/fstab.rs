@@ -48,6 +48,12 @@ pub fn parse(args: &[OsString]) -> Result<HelperMount, String> {
     if source.is_empty() || target.is_empty() || source.as_encoded_bytes().starts_with(b"-") {
         return Err(usage);
     }
+    if !source.as_encoded_bytes().starts_with(b"/") {
+        return Err(format!(
+            "the fstab line's first field must be the CCS dir as an absolute path (like /home/me/.ccs), not {}",
+            source.display()
+        ));
+    }
     let mut m = HelperMount {
         ccs_dir: source.clone(),
         mount_point: target.clone(),
@@ -206,6 +212,7 @@ mod tests {
             (&["/c", "/m", "-t", "fuse.sshfs"], "not fuse.sshfs"),
             (&["/c", "/m", "-N", "/proc/1/ns/mnt"], "`-N`"),
             (&["/c"], "usage"),
+            (&["ccsfs", "/m"], "absolute path"),
             (&["-o", "x", "/m"], "usage"),
         ] {
             let e = p(args).unwrap_err();

@@ -189,8 +189,7 @@ fn start_as_systemd_would(
     server
         .set_read_timeout(Some(Duration::from_secs(25)))
         .unwrap();
-    let mut buf = [0u8; 256];
-    let n = server.recv(&mut buf).expect("no READY=1 within 25 s");
+    let (text, sender) = recv_with_sender(server);
     // At the moment READY=1 arrives, the mount answers and serves the profiles.
     assert_eq!(
         fs_type(mnt),
@@ -198,8 +197,60 @@ fn start_as_systemd_would(
         "READY=1 came before the mount"
     );
     assert!(mnt.join("work").is_dir() && mnt.join("personal").is_dir());
-    assert_eq!(std::str::from_utf8(&buf[..n]).unwrap(), "READY=1");
+    assert_eq!(text, "READY=1");
+    // From the main process itself: systemd (NotifyAccess=main) ignores anyone else.
+    assert_eq!(sender, child.id() as i32, "READY=1 sent by another process");
     child
+}
+
+/// One datagram and the pid that sent it (SCM_CREDENTIALS, as systemd reads it).
+fn recv_with_sender(server: &UnixDatagram) -> (String, i32) {
+    use std::os::fd::AsRawFd;
+    let fd = server.as_raw_fd();
+    let on: libc::c_int = 1;
+    // SAFETY: a valid socket fd and an int option.
+    let r = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_PASSCRED,
+            (&on as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    assert_eq!(r, 0, "SO_PASSCRED: {}", std::io::Error::last_os_error());
+    let mut buf = [0u8; 256];
+    let mut control = [0u64; 16]; // aligned room for one ucred message
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY: an all-zero msghdr is valid; the pointers set below outlive the call.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    msg.msg_control = control.as_mut_ptr().cast();
+    msg.msg_controllen = std::mem::size_of_val(&control) as _;
+    // SAFETY: msg points at live buffers (the read timeout bounds the wait).
+    let n = unsafe { libc::recvmsg(fd, &mut msg, 0) };
+    assert!(
+        n >= 0,
+        "no READY=1 within 25 s: {}",
+        std::io::Error::last_os_error()
+    );
+    let mut pid = 0;
+    // SAFETY: walking the control messages the kernel wrote into `control`.
+    unsafe {
+        let mut c = libc::CMSG_FIRSTHDR(&msg);
+        while !c.is_null() {
+            if (*c).cmsg_level == libc::SOL_SOCKET && (*c).cmsg_type == libc::SCM_CREDENTIALS {
+                pid = std::ptr::read_unaligned(libc::CMSG_DATA(c).cast::<libc::ucred>()).pid;
+            }
+            c = libc::CMSG_NXTHDR(&msg, c);
+        }
+    }
+    let text = String::from_utf8_lossy(&buf[..n as usize]).into_owned();
+    (text, pid)
 }
 
 #[test]
