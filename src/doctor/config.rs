@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -167,7 +167,7 @@ fn ccs_on_path() -> Option<PathBuf> {
 }
 
 /// Runs `ccs auth list --json` with a time limit: its stdout, or why not.
-fn ccs_auth_list(ctx: &Ctx, bin: &PathBuf) -> Result<String, String> {
+fn ccs_auth_list(ctx: &Ctx, bin: &Path) -> Result<String, String> {
     let mut child = Command::new(bin)
         .args(["auth", "list", "--json"])
         .env("CCS_DIR", &ctx.layout.ccs_dir)

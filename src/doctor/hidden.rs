@@ -49,13 +49,13 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
             let store = shown(ctx, &h.route.target);
             match &h.kind {
                 HiddenKind::SameStore => fine += 1,
-                HiddenKind::Elsewhere(t)
-                    if std::fs::canonicalize(&h.path).ok()
-                        == std::fs::canonicalize(&h.route.target).ok()
-                        && h.route.target.exists() =>
+                // Written another way (relative, through another link) but the same dir.
+                HiddenKind::Elsewhere(_)
+                    if h.route.target.exists()
+                        && std::fs::canonicalize(&h.path).ok()
+                            == std::fs::canonicalize(&h.route.target).ok() =>
                 {
-                    fine += 1;
-                    let _ = t;
+                    fine += 1
                 }
                 HiddenKind::Elsewhere(t) => {
                     any = true;
