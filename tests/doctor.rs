@@ -650,3 +650,25 @@ fn the_config_is_compared_with_what_the_real_ccs_reads() {
         &["ccs reads config.yaml differently", "not read by ccsfs"],
     );
 }
+
+#[test]
+#[ignore = "needs root: -o allow_other without user_allow_other in /etc/fuse.conf"]
+fn a_mount_with_allow_other_is_named() {
+    prereq::require_root();
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let out = locking::mount_at(&ccs, &ccs.mnt, &["-o", "allow_other"]);
+    assert!(out.status.success(), "{out:?}");
+    let _m = common::Mounted { ccs: &ccs };
+    let out = doctor(&ccs, &[]);
+    line(
+        &out,
+        "ok",
+        "fuse.allow_other",
+        &[
+            &ccs.mnt.display().to_string(),
+            "uses -o allow_other",
+            "root needs no",
+        ],
+    );
+    assert_clean(&out, "root with allow_other");
+}

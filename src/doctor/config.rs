@@ -57,7 +57,10 @@ pub fn check(ctx: &Ctx, out: &mut Vec<Finding>) {
         out.extend(duplicates(ctx, text));
     }
     out.push(instance_dirs(ctx));
-    out.push(compare_with_ccs(ctx));
+    out.push(match text {
+        Some(_) => compare_with_ccs(ctx),
+        None => Finding::ok("config.ccs", "no config.yaml: nothing to compare with ccs"),
+    });
 }
 
 fn version(ctx: &Ctx, text: &str) -> Finding {
