@@ -588,6 +588,30 @@ pub fn remove_profile(ccs_dir: &Path, name: &str) -> Result<(), ConfigError> {
     write_atomic(&path, &emit_document(&doc, &path)?)
 }
 
+/// Whether config text has the numeric top-level `version` CCS requires (a number, at least
+/// 1). A file that does not parse is an error; an empty one has none.
+pub fn has_version(yaml: &str, source: &Path) -> Result<bool, ConfigError> {
+    let doc = parse_document(yaml, source)?;
+    let mut fixed = doc.clone();
+    ensure_version(&mut fixed);
+    Ok(matches!(doc, Value::Mapping(_)) && fixed == doc)
+}
+
+/// Gives `config.yaml` the `version` CCS requires when it lacks one (as `profile add` does:
+/// under CCS's lock, rewritten atomically, every other key kept). Returns whether it wrote.
+pub fn write_version(ccs_dir: &Path) -> Result<bool, ConfigError> {
+    let _lock = take_lock(ccs_dir)?;
+    let path = config_path(ccs_dir);
+    let mut doc = read_document(&path)?;
+    let before = doc.clone();
+    ensure_version(&mut doc);
+    if doc == before {
+        return Ok(false);
+    }
+    write_atomic(&path, &emit_document(&doc, &path)?)?;
+    Ok(true)
+}
+
 /// CCS's config lock, as a config error.
 fn take_lock(ccs_dir: &Path) -> Result<ConfigLock, ConfigError> {
     ConfigLock::acquire(ccs_dir).map_err(error)

@@ -3,6 +3,7 @@
 
 pub mod ccs_lock;
 pub mod config;
+pub mod doctor;
 pub mod fs;
 pub mod fstab;
 pub mod fusermount;

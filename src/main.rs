@@ -84,6 +84,15 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         mount_point: Option<PathBuf>,
     },
+    /// Check FUSE, config, modes, the mount, CCS, hidden entries, locks and torn transcripts
+    Doctor {
+        /// Repair what is safe (modes, a dead mount, stale run files and locks, torn tails)
+        #[arg(long)]
+        fix: bool,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Manage profiles in <ccs-dir>/config.yaml
     Profile {
         #[command(subcommand)]
@@ -497,6 +506,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Completions { .. } | Cmd::Man { .. } | Cmd::InstallMountHelper { .. } => {
             unreachable!("handled above")
         }
+        Cmd::Doctor { fix, json } => doctor(layout, fix, json),
         Cmd::Profile { cmd } => profile(&layout, cmd),
         Cmd::Sessions { cmd } => sessions(&layout, cmd),
         Cmd::Shim => {
@@ -514,6 +524,22 @@ fn run(cli: Cli) -> Result<(), String> {
                 .map_err(|e| format!("cannot write to stdout: {e}"))
         }
     }
+}
+
+/// `ccsfs doctor`: the report on stdout; a failure left makes the exit status 1.
+fn doctor(layout: Layout, fix: bool, json: bool) -> Result<(), String> {
+    use ccsfs::doctor;
+    let findings = doctor::run(&doctor::Ctx::new(layout, fix));
+    let text = if json {
+        serde_json::to_string_pretty(&findings).map_err(|e| e.to_string())? + "\n"
+    } else {
+        doctor::render(&findings)
+    };
+    write_stdout(text.as_bytes())?;
+    if doctor::failed(&findings) {
+        std::process::exit(1);
+    }
+    Ok(())
 }
 
 fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {

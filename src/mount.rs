@@ -95,21 +95,37 @@ fn unescape_mountinfo(field: &str) -> PathBuf {
 
 /// Looks `mount_point` up in this process's mount table (the last mount on it wins).
 pub fn mount_state(mount_point: &Path) -> MountState {
+    match mount_entry(mount_point) {
+        Some((fstype, _)) => MountState::Mounted(fstype),
+        None => MountState::NotMounted,
+    }
+}
+
+/// The options of the mount on `mount_point` (per-mount and filesystem options, comma
+/// separated: `rw,nosuid,…,allow_other`), if it is mounted.
+pub fn mount_options(mount_point: &Path) -> Option<String> {
+    mount_entry(mount_point).map(|(_, opts)| opts)
+}
+
+/// The last mount on `mount_point` in this process's mount table: (type, options).
+fn mount_entry(mount_point: &Path) -> Option<(String, String)> {
     let want = absolute_mount_point(mount_point);
-    let Ok(table) = std::fs::read_to_string("/proc/self/mountinfo") else {
-        return MountState::NotMounted;
-    };
-    let mut state = MountState::NotMounted;
+    let table = std::fs::read_to_string("/proc/self/mountinfo").ok()?;
+    let mut found = None;
     for line in table.lines() {
         let fields: Vec<&str> = line.split(' ').collect();
         let Some(sep) = fields.iter().position(|f| *f == "-") else {
             continue;
         };
-        if fields.len() > sep + 1 && fields.len() > 4 && unescape_mountinfo(fields[4]) == want {
-            state = MountState::Mounted(fields[sep + 1].to_string());
+        if fields.len() > sep + 1 && fields.len() > 5 && unescape_mountinfo(fields[4]) == want {
+            let mut opts = fields[5].to_string();
+            if let Some(sup) = fields.get(sep + 3) {
+                opts = format!("{opts},{sup}");
+            }
+            found = Some((fields[sep + 1].to_string(), opts));
         }
     }
-    state
+    found
 }
 
 /// Every reason a mount would fail that can be told before trying, as one line with the fix.

@@ -2,19 +2,39 @@
 //! including instance entries that a route hides (old CCS symlinks or real dirs).
 
 use std::fmt::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use crate::config::{ContinuityMode, Profile};
 use crate::layout::Layout;
 use crate::mount::{self, MountState};
-use crate::routes::ProfileRoutes;
+use crate::routes::{ProfileRoutes, Route};
 use crate::unlock::LockInfo;
 
-/// An instance entry that a route hides, described for the user.
-pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
+/// What an instance entry hidden by a route is.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HiddenKind {
+    /// A symlink to the store the route serves (as CCS makes them).
+    SameStore,
+    /// A symlink that leads elsewhere (its target as written).
+    Elsewhere(PathBuf),
+    /// A real dir or file with data of its own.
+    Data,
+}
+
+/// An instance entry with a routed name, which the route hides.
+#[derive(Clone, Debug)]
+pub struct Hidden<'a> {
+    pub route: &'a Route,
+    /// `<instance>/<routed name>`
+    pub path: PathBuf,
+    pub kind: HiddenKind,
+}
+
+/// The instance entries that `routes` hide (one `lstat` per route; CCS's own layout inside
+/// `plugins/` is not hidden, see `routes::PLUGINS_PRIVATE`).
+pub fn hidden(routes: &ProfileRoutes) -> Vec<Hidden<'_>> {
     let mut out = Vec::new();
     for r in &routes.routes {
-        // CCS's own per-instance layout inside plugins/ (see `routes::PLUGINS_PRIVATE`).
         if !r.private.is_empty() {
             continue;
         }
@@ -22,30 +42,45 @@ pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
         let Ok(meta) = std::fs::symlink_metadata(&path) else {
             continue;
         };
-        let what = if meta.file_type().is_symlink() {
-            let target = std::fs::read_link(&path)
-                .map(|t| t.display().to_string())
-                .unwrap_or_default();
-            if Path::new(&target) == r.target {
-                format!(
-                    "{} is a CCS symlink to the same store (left as it is)",
-                    r.name
-                )
+        let kind = if meta.file_type().is_symlink() {
+            let target = std::fs::read_link(&path).unwrap_or_default();
+            if target == r.target {
+                HiddenKind::SameStore
             } else {
-                format!(
-                    "{} is a symlink to {target} (hidden by the route, left as it is)",
-                    r.name
-                )
+                HiddenKind::Elsewhere(target)
             }
         } else {
-            format!(
-                "{} holds old data in the instance (hidden by the route, left as it is)",
-                r.name
-            )
+            HiddenKind::Data
         };
-        out.push(what);
+        out.push(Hidden {
+            route: r,
+            path,
+            kind,
+        });
     }
     out
+}
+
+/// An instance entry that a route hides, described for the user.
+pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
+    hidden(routes)
+        .into_iter()
+        .map(|h| {
+            let name = h.route.name;
+            match h.kind {
+                HiddenKind::SameStore => {
+                    format!("{name} is a CCS symlink to the same store (left as it is)")
+                }
+                HiddenKind::Elsewhere(target) => format!(
+                    "{name} is a symlink to {} (hidden by the route, left as it is)",
+                    target.display()
+                ),
+                HiddenKind::Data => format!(
+                    "{name} holds old data in the instance (hidden by the route, left as it is)"
+                ),
+            }
+        })
+        .collect()
 }
 
 /// A profile's modes in a few words: `isolated`, `shared, group g`, `shared, group g, deeper`,

@@ -57,7 +57,8 @@ pub fn is_live(r: &Record) -> bool {
     }
 }
 
-fn groups(profiles: &[Profile]) -> Vec<String> {
+/// The context groups the shared profiles use, sorted, each once.
+pub fn groups(profiles: &[Profile]) -> Vec<String> {
     let mut g: Vec<String> = profiles
         .iter()
         .filter(|p| p.is_shared())

@@ -68,6 +68,14 @@ fn current_exe() -> Result<PathBuf, String> {
     Ok(exe)
 }
 
+/// Whether the shim exists and is the one `install` would write for this ccsfs binary.
+pub fn is_current(layout: &Layout) -> bool {
+    match (fs::read(path(layout)), current_exe()) {
+        (Ok(text), Ok(exe)) => text == script(&exe),
+        _ => false,
+    }
+}
+
 /// `ccsfs shim`: makes sure the shim exists for this binary and returns its path. Leaves an
 /// up-to-date shim alone; otherwise writes a temp file beside it and renames it over.
 pub fn install(layout: &Layout) -> Result<PathBuf, String> {
