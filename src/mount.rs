@@ -128,9 +128,27 @@ fn mount_entry(mount_point: &Path) -> Option<(String, String)> {
     found
 }
 
+/// The filesystem type of what answers at `path`, by `statfs`. Unlike `stat` of a mount root,
+/// which the kernel may answer from cached attributes for a second after the daemon died,
+/// `statfs` always asks the filesystem: a FUSE mount whose daemon is gone fails with ENOTCONN.
+pub fn statfs_answer(path: &Path) -> std::io::Result<i64> {
+    let st = rustix::fs::statfs(path).map_err(std::io::Error::from)?;
+    Ok(st.f_type as i64)
+}
+
+/// Whether `mount_point` is a mount whose daemon is gone ("Transport endpoint is not connected").
+pub fn is_dead(mount_point: &Path) -> bool {
+    matches!(statfs_answer(mount_point), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN))
+}
+
 /// Every reason a mount would fail that can be told before trying, as one line with the fix.
 pub fn preflight(mount_point: &Path) -> Result<(), String> {
     let mp = mount_point.display();
+    if is_dead(mount_point) {
+        return Err(format!(
+            "{mp} is still mounted but its daemon is gone; run `ccsfs unmount {mp}` first"
+        ));
+    }
     match std::fs::metadata(mount_point) {
         Err(e) if e.raw_os_error() == Some(libc::ENOTCONN) => {
             return Err(format!(
@@ -414,16 +432,9 @@ fn init_logging(log: Option<LogFile>) {
 /// The daemon's last check before it reports ready: the mount point shows a FUSE filesystem
 /// that answers (statfs is a round trip to the session threads).
 fn wait_until_answering(mount_point: &Path, deadline: Instant) -> Result<(), String> {
-    let c =
-        std::ffi::CString::new(mount_point.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
     loop {
-        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-        // SAFETY: `st` is written on success.
-        if unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } == 0 {
-            // SAFETY: initialised by the successful call.
-            if unsafe { st.assume_init() }.f_type == FUSE_SUPER_MAGIC {
-                return Ok(());
-            }
+        if matches!(statfs_answer(mount_point), Ok(t) if t == FUSE_SUPER_MAGIC) {
+            return Ok(());
         }
         if Instant::now() > deadline {
             return Err(format!(
@@ -874,7 +885,7 @@ pub fn unmount(layout: &Layout, mount_point: &Path, lazy: bool) -> Result<(), St
         }
         MountState::Mounted(_) => {}
     }
-    let dead = matches!(std::fs::metadata(mount_point), Err(e) if e.raw_os_error() == Some(libc::ENOTCONN));
+    let dead = is_dead(mount_point);
     let pid = daemon_pid(layout, mount_point);
     do_unmount(&abs, lazy || dead)?;
     if let Some(pid) = pid {
@@ -891,14 +902,7 @@ pub fn unmount(layout: &Layout, mount_point: &Path, lazy: bool) -> Result<(), St
 /// FUSE mount whose daemon is gone, never a live one. Ok(false) when there was nothing to clear.
 pub fn unmount_if_dead(layout: &Layout, mount_point: &Path) -> Result<bool, String> {
     let fuse = matches!(mount_state(mount_point), MountState::Mounted(t) if t.starts_with("fuse"));
-    // statfs, not stat: the kernel may answer a stat from cached attributes after the daemon
-    // died, while statfs always asks the daemon.
-    let c =
-        std::ffi::CString::new(mount_point.as_os_str().as_bytes()).map_err(|e| e.to_string())?;
-    let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-    // SAFETY: NUL-terminated path; `st` is only written.
-    let dead = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) } != 0
-        && std::io::Error::last_os_error().raw_os_error() == Some(libc::ENOTCONN);
+    let dead = is_dead(mount_point);
     if !(fuse && dead) {
         return Ok(false);
     }

@@ -502,7 +502,16 @@ fn a_hidden_real_dir_with_transcripts_the_store_lacks_is_warned_with_migrate() {
 #[test]
 fn ccs_claude_path_unset_elsewhere_or_the_shim() {
     let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    // No CCS installed: nothing can run claude around the mount, so nothing to warn about.
     let out = doctor_with(&ccs, &[], None, PLAIN_PATH);
+    line(&out, "ok", "ccs.shim", &["ccs not on PATH"]);
+    // With a `ccs` on PATH, an unset CCS_CLAUDE_PATH means `ccs <p>` goes around the mount.
+    let bin = ccs.ccs.join("fake-bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::write(bin.join("ccs"), "#!/bin/sh\nexit 1\n").unwrap();
+    std::fs::set_permissions(bin.join("ccs"), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let with_ccs = format!("{}:{PLAIN_PATH}", bin.display());
+    let out = doctor_with(&ccs, &[], None, &with_ccs);
     line(
         &out,
         "warn",

@@ -27,6 +27,12 @@ fn one(ctx: &Ctx) -> Finding {
     let want = shim::path(&ctx.layout);
     let set = std::env::var_os("CCS_CLAUDE_PATH").filter(|v| !v.is_empty());
     let Some(set) = set else {
+        if super::config::ccs_on_path().is_none() {
+            return Finding::ok(
+                ID,
+                "ccs not on PATH and CCS_CLAUDE_PATH not set: nothing runs claude around the mount",
+            );
+        }
         return Finding::warn(
             ID,
             "CCS_CLAUDE_PATH is not set: `ccs <profile>` runs claude on the instance dir, around the mount and its lock",

@@ -162,7 +162,7 @@ fn instance_dirs(ctx: &Ctx) -> Finding {
 }
 
 /// `ccs` on PATH, if any.
-fn ccs_on_path() -> Option<PathBuf> {
+pub(super) fn ccs_on_path() -> Option<PathBuf> {
     let path = std::env::var_os("PATH")?;
     std::env::split_paths(&path)
         .map(|d| d.join("ccs"))

@@ -26,20 +26,10 @@ enum Probe {
 /// `statfs` of `p` (never answered from the kernel's attribute cache, unlike `stat` of a
 /// mount root), in a thread, so that a hung daemon cannot hang the doctor.
 fn probe(p: &Path) -> Probe {
-    use std::os::unix::ffi::OsStrExt;
     let (tx, rx) = std::sync::mpsc::channel();
-    let Ok(c) = std::ffi::CString::new(p.as_os_str().as_bytes()) else {
-        return Probe::Other(std::io::Error::from_raw_os_error(libc::EINVAL));
-    };
+    let p = p.to_path_buf();
     std::thread::spawn(move || {
-        let mut st = std::mem::MaybeUninit::<libc::statfs>::uninit();
-        // SAFETY: a NUL-terminated path and a buffer of the right type.
-        let r = unsafe { libc::statfs(c.as_ptr(), st.as_mut_ptr()) };
-        let _ = tx.send(if r == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        });
+        let _ = tx.send(mount::statfs_answer(&p));
     });
     match rx.recv_timeout(PROBE_LIMIT) {
         Ok(Ok(_)) => Probe::Answers,
