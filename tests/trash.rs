@@ -10,6 +10,8 @@
 mod common;
 #[path = "common/locking.rs"]
 mod locking;
+#[path = "common/sys.rs"]
+mod sys;
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
@@ -153,26 +155,34 @@ fn rename_over_a_transcript_keeps_the_old_one() {
         1
     );
 
-    // `mv --exchange` swaps, nothing is deleted.
-    let out = Command::new("mv")
-        .args(["--exchange"])
-        .arg(work.join("a.jsonl"))
-        .arg(work.join("c.jsonl"))
-        .output()
-        .unwrap();
-    if out.status.success() {
-        assert_eq!(read(&work.join("a.jsonl")), "{\"c\":1}\n");
-        assert_eq!(listed(&ccs).len(), 1, "an exchange trashes nothing");
-    }
-    // A no-replace rename onto an existing name fails and trashes nothing.
-    let out = Command::new("mv")
-        .args(["--no-clobber"])
-        .arg(work.join("a.jsonl"))
-        .arg(work.join("c.jsonl"))
-        .output()
-        .unwrap();
-    let _ = out;
-    assert_eq!(listed(&ccs).len(), 1, "no-clobber trashes nothing");
+    // RENAME_EXCHANGE swaps, nothing is deleted.
+    sys::renameat2(
+        &work.join("a.jsonl"),
+        &work.join("c.jsonl"),
+        libc::RENAME_EXCHANGE,
+    )
+    .expect("exchange");
+    assert_eq!(read(&work.join("a.jsonl")), "{\"c\":1}\n");
+    assert_eq!(listed(&ccs).len(), 1, "an exchange trashes nothing");
+    // RENAME_NOREPLACE onto an existing name fails and trashes nothing.
+    sys::expect_errno(
+        sys::renameat2(
+            &work.join("a.jsonl"),
+            &work.join("c.jsonl"),
+            libc::RENAME_NOREPLACE,
+        ),
+        libc::EEXIST,
+        "no-replace onto a transcript",
+    );
+    assert_eq!(listed(&ccs).len(), 1, "no-replace trashes nothing");
+    // A rename onto another name of the same file replaces nothing.
+    fs::hard_link(work.join("a.jsonl"), work.join("a2.jsonl")).unwrap();
+    fs::rename(work.join("a.jsonl"), work.join("a2.jsonl")).unwrap();
+    assert_eq!(
+        listed(&ccs).len(),
+        1,
+        "a rename onto itself trashes nothing"
+    );
     assert!(work.join("a.jsonl").exists() && work.join("c.jsonl").exists());
 }
 
@@ -381,4 +391,56 @@ fn no_trash_no_delete() {
     );
     assert_eq!(read(&store.join("s.jsonl")), "{\"keep\":1}\n");
     assert_eq!(read(&f), "{\"keep\":1}\n");
+}
+
+/// Unmounts a tmpfs on drop.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A store whose `projects/` is another filesystem than its `.ccsfs/`: the deleted file is
+/// copied into the trash (fsynced, mode and mtime kept) before its unlink, and copied back by
+/// a restore.
+#[test]
+#[ignore = "needs root (mounts a tmpfs on the store's projects/); scripts/test.sh runs it"]
+fn across_filesystems_the_trash_copies() {
+    common::prereq::require_root();
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let projects = ccs.group_projects("team");
+    fs::create_dir_all(&projects).unwrap();
+    let st = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "mode=0700", "tmpfs"])
+        .arg(&projects)
+        .status()
+        .unwrap();
+    assert!(st.success(), "mount tmpfs on {}", projects.display());
+    let _t = Tmpfs(projects.clone());
+    fs::create_dir_all(projects.join("p")).unwrap();
+    let body = "{\"far\":1}\n".repeat(1000);
+    let f = projects.join("p/s.jsonl");
+    fs::write(&f, &body).unwrap();
+    let mtime = fs::metadata(&f).unwrap().mtime();
+    let _m = ccs.mount();
+    let through = ccs.profile("personal").join("projects/p/s.jsonl");
+    assert_ok(&rm(&through), "rm across filesystems");
+    assert!(gone(&f) && gone(&through));
+    let l = listed(&ccs);
+    assert_eq!(l.len(), 1, "{l:?}");
+    let data = team_trash(&ccs)
+        .join(l[0]["id"].as_str().unwrap())
+        .join("data");
+    assert_eq!(fs::read_to_string(&data).unwrap(), body);
+    assert_eq!(fs::metadata(&data).unwrap().mtime(), mtime, "mtime kept");
+    assert_ok(
+        &ccs.cli(&["trash", "restore", l[0]["id"].as_str().unwrap()]),
+        "restore across filesystems",
+    );
+    assert_eq!(read(&f), body);
+    assert_eq!(fs::metadata(&f).unwrap().mtime(), mtime);
+    assert!(wait_until(Duration::from_secs(3), || through.exists()));
+    assert!(listed(&ccs).is_empty());
 }
