@@ -444,3 +444,26 @@ fn across_filesystems_the_trash_copies() {
     assert!(wait_until(Duration::from_secs(3), || through.exists()));
     assert!(listed(&ccs).is_empty());
 }
+
+/// The deeper continuity dirs are part of the group store: a `*.jsonl` deleted there goes to
+/// the trash too, under its path in the store, and comes back there.
+#[test]
+fn continuity_transcripts_are_kept_too() {
+    let ccs = Ccs::new(Some(common::THREE_PROFILES));
+    let _m = ccs.mount();
+    let f = ccs.profile("work").join("todos/agent.jsonl");
+    fs::write(&f, "{\"todo\":1}\n").unwrap();
+    fs::remove_file(&f).unwrap();
+    let l = listed(&ccs);
+    assert_eq!(l.len(), 1, "{l:?}");
+    assert_eq!(l[0]["path"], "continuity/todos/agent.jsonl");
+    assert_ok(
+        &ccs.cli(&["trash", "restore", l[0]["id"].as_str().unwrap()]),
+        "restore",
+    );
+    assert_eq!(
+        read(&ccs.continuity("team", "todos").join("agent.jsonl")),
+        "{\"todo\":1}\n"
+    );
+    assert!(wait_until(Duration::from_secs(3), || f.exists()));
+}
