@@ -171,6 +171,41 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Shared transcripts deleted through the mount: list, restore, purge (no mount needed)
+    Trash {
+        #[command(subcommand)]
+        cmd: TrashCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum TrashCmd {
+    /// List the trash of every group store, oldest first: id, deleted, size, group, profile, path
+    List {
+        /// Only this context group's store
+        #[arg(long)]
+        group: Option<String>,
+        /// Print JSON instead of a table
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put an entry back where it was (never over an existing file)
+    Restore {
+        /// The entry's id (from `trash list`)
+        id: String,
+        /// Restore to this path instead
+        #[arg(long, value_name = "PATH")]
+        to: Option<PathBuf>,
+    },
+    /// Empty the trash (with --expired: only what is past keep_days or over max_mb)
+    Purge {
+        /// Only entries the settings no longer keep (<ccs-dir>/ccsfs/config.yaml, trash:)
+        #[arg(long)]
+        expired: bool,
+        /// Only this context group's store
+        #[arg(long)]
+        group: Option<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -509,6 +544,7 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Doctor { fix, json } => doctor(layout, fix, json),
         Cmd::Profile { cmd } => profile(&layout, cmd),
         Cmd::Sessions { cmd } => sessions(&layout, cmd),
+        Cmd::Trash { cmd } => trash(&layout, cmd),
         Cmd::Shim => {
             println!("{}", launch::install_shim(&layout)?.display());
             Ok(())
@@ -540,6 +576,23 @@ fn doctor(layout: Layout, fix: bool, json: bool) -> Result<(), String> {
         std::process::exit(1);
     }
     Ok(())
+}
+
+fn trash(layout: &Layout, cmd: TrashCmd) -> Result<(), String> {
+    use ccsfs::trash;
+    let text = match cmd {
+        TrashCmd::List { group, json } => {
+            let items = trash::list(layout, group.as_deref())?;
+            if json {
+                serde_json::to_string_pretty(&items).map_err(|e| e.to_string())? + "\n"
+            } else {
+                trash::render(&items)
+            }
+        }
+        TrashCmd::Restore { id, to } => trash::restore(layout, &id, to.as_deref())? + "\n",
+        TrashCmd::Purge { expired, group } => trash::purge(layout, group.as_deref(), expired)?,
+    };
+    write_stdout(text.as_bytes())
 }
 
 fn sessions(layout: &Layout, cmd: SessionsCmd) -> Result<(), String> {

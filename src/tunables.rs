@@ -119,6 +119,14 @@ pub const MOUNT_LOCK_WAIT: Duration = Duration::from_secs(20);
 /// shortly.
 pub const PROFILE_WAIT: Duration = Duration::from_secs(2);
 
+// --- The trash -----------------------------------------------------------------------------
+
+/// How often the daemon scans each group store's trash in full, re-reads
+/// `<ccs>/ccsfs/config.yaml` and purges what is past `keep_days` or over `max_mb`
+/// (`trash::keeper`; between scans each insert keeps a running total). Shorter: purges by
+/// `ccsfs trash` and expiries are noticed sooner; longer: fewer directory scans.
+pub const TRASH_SCAN_PERIOD: Duration = Duration::from_secs(300);
+
 // --- The daemon's start and end ------------------------------------------------------------
 
 /// How long the daemon may take from its start to a mount that answers (`mount`); past it, it

@@ -232,11 +232,16 @@ impl CcsFs {
         };
         self.pin_child(parent, name);
         let child = self.shared_child(parent, name);
-        sys::unlinkat(
-            parent.fd()?.as_fd(),
-            &sys::cstr(name)?,
-            if dir { libc::AT_REMOVEDIR } else { 0 },
-        )?;
+        let c_name = sys::cstr(name)?;
+        match &transcript {
+            // A shared transcript's last name: the file goes to the group's trash.
+            Some(t) if t.last_name() => self.unlink_to_trash(req, parent, &c_name, t)?,
+            _ => sys::unlinkat(
+                parent.fd()?.as_fd(),
+                &c_name,
+                if dir { libc::AT_REMOVEDIR } else { 0 },
+            )?,
+        }
         self.touched_key(parent, child);
         self.touched_entry(parent, name);
         if let Some(t) = transcript {
@@ -288,13 +293,35 @@ impl CcsFs {
         } else {
             None
         };
-        sys::renameat2(
+        // A rename onto a transcript's last name deletes it: keep the old file in the trash
+        // first. A rename of a file onto another name of itself replaces nothing.
+        let over = over.filter(|o| moving.is_none_or(|k| (k.dev, k.ino) != (o.dev, o.file.ino)));
+        let kept = match &over {
+            Some(o)
+                if o.last_name()
+                    && flags & (libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) == 0 =>
+            {
+                Some(self.keep_in_trash(req, newparent, &new, o)?)
+            }
+            _ => None,
+        };
+        let renamed = sys::renameat2(
             parent.fd()?.as_fd(),
             &old,
             newparent.fd()?.as_fd(),
             &new,
             flags,
-        )?;
+        );
+        match (renamed, kept) {
+            (Err(e), kept) => {
+                if let Some((pending, _)) = kept {
+                    pending.abandon();
+                }
+                return Err(e);
+            }
+            (Ok(()), Some(kept)) => self.trash_kept(over.as_ref().expect("kept one"), kept),
+            (Ok(()), None) => {}
+        }
         // Nodes without a held fd find themselves by name: follow them to their new names.
         for (key, dir, n) in [(moving, newparent, newname), (exchanged, parent, name)] {
             if let Some(i) = key

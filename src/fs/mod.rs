@@ -15,6 +15,7 @@ mod symlinks;
 pub(crate) mod sys;
 mod topology;
 mod transcripts;
+mod trashing;
 mod xattrs;
 
 use std::ffi::OsStr;
@@ -64,6 +65,8 @@ pub struct CcsFs {
     /// Thread -> process, for the single-writer check on every write-open.
     threads: crate::procs::ThreadIds,
     coherence: Arc<Coherence>,
+    /// The bounds of the group stores' trash (deleted transcripts go there: `trashing`).
+    trash: Arc<crate::trash::Keeper>,
 }
 
 pub(crate) fn mkdir_private(path: &Path) -> io::Result<()> {
@@ -115,6 +118,17 @@ impl CcsFs {
             inodes.clone(),
             coherence.clone(),
         ));
+        let trash = crate::trash::Keeper::new(&layout.ccs_dir);
+        let l = live.clone();
+        trash.start_sweeper(crate::tunables::TRASH_SCAN_PERIOD, move || {
+            let groups: std::collections::BTreeSet<PathBuf> = l
+                .get()
+                .trees
+                .iter()
+                .filter_map(|t| t.group.as_ref().map(|g| g.group_dir.clone()))
+                .collect();
+            groups.into_iter().collect()
+        });
         Ok(CcsFs {
             live,
             inodes,
@@ -128,6 +142,7 @@ impl CcsFs {
             passthrough: Arc::default(),
             threads: Default::default(),
             coherence,
+            trash,
         })
     }
 

@@ -34,12 +34,13 @@ pub struct StoreTree {
 
 /// A transcript about to be written or changed, resolved once per operation.
 pub(super) struct Transcript {
-    group_dir: PathBuf,
-    /// Relative to the group dir, escaped to one line (for the record and the log).
-    path: String,
-    dev: u64,
-    file: FileId,
+    pub(super) group_dir: PathBuf,
+    /// Relative to the group dir, escaped to one line (for the record, the log and the trash).
+    pub(super) path: String,
+    pub(super) dev: u64,
+    pub(super) file: FileId,
     nlink: u64,
+    pub(super) size: u64,
     since_write: Duration,
     /// Named `*.jsonl`: a JSONL transcript, whose torn last record a new owner ends (a file
     /// locked for another reason, a hard link named anything, is left as it is).
@@ -66,6 +67,7 @@ pub(super) fn writes(flags: i32) -> bool {
 struct Stat {
     mode: u32,
     nlink: u64,
+    size: u64,
     dev: u64,
     file: FileId,
     since_write: Duration,
@@ -101,6 +103,7 @@ fn stat(dir: BorrowedFd, name: Option<&CStr>) -> SysResult<Stat> {
     Ok(Stat {
         mode: u32::from(st.stx_mode),
         nlink: u64::from(st.stx_nlink),
+        size: st.stx_size,
         dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor),
         file: FileId {
             ino: st.stx_ino,
@@ -159,6 +162,7 @@ impl CcsFs {
             dev: st.dev,
             file: st.file,
             nlink: st.nlink,
+            size: st.size,
             since_write: st.since_write,
             jsonl,
         })
