@@ -10,6 +10,7 @@ pub mod layout;
 pub mod limits;
 pub mod locks;
 pub mod logfile;
+pub mod migrate;
 pub mod mount;
 pub mod mountpoint;
 pub mod procs;

@@ -133,6 +133,15 @@ enum Cmd {
         #[command(subcommand)]
         cmd: SessionsCmd,
     },
+    /// Move data of older layouts (symlinks, real dirs in the instances) into the group stores
+    Migrate {
+        /// Do it (default: a dry run that says what would move where)
+        #[arg(long)]
+        apply: bool,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -378,6 +387,9 @@ fn run(cli: Cli) -> Result<(), String> {
         }
         Cmd::Profile { cmd } => profile(&layout, cmd),
         Cmd::Sessions { cmd } => sessions(&layout, cmd),
+        Cmd::Migrate { apply, json } => {
+            write_stdout(ccsfs::migrate::main(&layout, apply, json)?.as_bytes())
+        }
         Cmd::Shim => {
             println!("{}", launch::install_shim(&layout)?.display());
             Ok(())
