@@ -43,8 +43,10 @@ pub struct SourceReport {
     /// `in place`, `symlink`, `real dir`, `dangling symlink`, `overlaps the store`,
     /// `through a mount`, `not a dir`.
     pub kind: String,
-    /// Where the symlink led (left untouched).
+    /// The symlink's target as written.
     pub target: Option<PathBuf>,
+    /// Where it led (real path; left untouched).
+    pub target_dir: Option<PathBuf>,
     pub store: PathBuf,
     pub counts: Counts,
     pub conflicts: Vec<Conflict>,
@@ -317,6 +319,7 @@ impl<'a> Engine<'a> {
             entry: h.entry.clone(),
             kind: String::new(),
             target: None,
+            target_dir: None,
             store: h.store.clone(),
             counts: Counts::default(),
             conflicts: Vec::new(),
@@ -365,6 +368,7 @@ impl<'a> Engine<'a> {
             EntryKind::Symlink { target } => {
                 report.kind = "symlink".into();
                 report.target = Some(target.clone());
+                report.target_dir = facts.resolved.clone();
                 (facts.resolved.clone().unwrap_or_default(), false)
             }
             EntryKind::RealDir => {

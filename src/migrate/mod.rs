@@ -110,8 +110,12 @@ pub fn render(layout: &Layout, r: &Report, apply_cmd: &str) -> String {
             let _ = writeln!(out, "  left: {l}");
         }
         if s.entry_removed {
-            let verb = if done { "removed" } else { "would be removed" };
-            match (s.kind.as_str(), &s.target) {
+            let verb = if done {
+                "was removed"
+            } else {
+                "would be removed"
+            };
+            match (s.kind.as_str(), &s.target_dir) {
                 ("symlink", Some(t)) => {
                     let _ = writeln!(
                         out,
