@@ -245,6 +245,17 @@ struct Ctx<'a> {
     /// Remove each source file once it is in the store (a real dir; never a link's target).
     remove_sources: bool,
     report: SourceReport,
+    /// Files handled in the current dir, settled (verified, source removed) after one fsync
+    /// of their store dir.
+    pending: Vec<Pending>,
+}
+
+/// A source whose content is in the store, waiting for its store dir's fsync.
+struct Pending {
+    src: PathBuf,
+    meta: Metadata,
+    /// Where it was copied to, and what was copied (`None`: it was there already).
+    copy: Option<(PathBuf, Copied)>,
 }
 
 struct Engine<'a> {
@@ -402,6 +413,7 @@ impl<'a> Engine<'a> {
             aliases,
             remove_sources,
             report,
+            pending: Vec::new(),
         };
         self.merge_dir(&root, &h.store.clone(), Path::new(""), &mut ctx);
         let mut report = ctx.report;
@@ -437,6 +449,7 @@ impl<'a> Engine<'a> {
             }
         };
         names.sort();
+        let mut subdirs = Vec::new();
         for name in names {
             let s = src.join(&name);
             let Ok(meta) = fs::symlink_metadata(&s) else {
@@ -447,10 +460,7 @@ impl<'a> Engine<'a> {
                     continue;
                 };
                 let sub_rel = rel.join(d.file_name().unwrap_or(&name));
-                self.merge_dir(&s, &d, &sub_rel, ctx);
-                if self.apply && ctx.remove_sources {
-                    let _ = fs::remove_dir(&s);
-                }
+                subdirs.push((s, d, sub_rel));
             } else if meta.is_file() || meta.file_type().is_symlink() {
                 self.merge_file(&s, &meta, dst, rel, &name, ctx);
             } else {
@@ -458,6 +468,50 @@ impl<'a> Engine<'a> {
                     "{} is not a file, dir or symlink; left as it is",
                     s.display()
                 ));
+            }
+        }
+        self.settle(dst, ctx);
+        for (s, d, sub_rel) in subdirs {
+            self.merge_dir(&s, &d, &sub_rel, ctx);
+            if self.apply && ctx.remove_sources {
+                let _ = fs::remove_dir(&s);
+            }
+        }
+    }
+
+    /// Makes the copies placed in the store dir `dst` durable (one fsync of the dir), verifies
+    /// each, and only then removes its source (from a real dir; a link's target is kept).
+    fn settle(&mut self, dst: &Path, ctx: &mut Ctx) {
+        let pending = std::mem::take(&mut ctx.pending);
+        if !self.apply || pending.is_empty() {
+            return;
+        }
+        if let Err(e) = File::open(dst).and_then(|d| d.sync_all()) {
+            ctx.report
+                .left
+                .push(format!("cannot fsync {}: {e}; sources kept", dst.display()));
+            return;
+        }
+        for p in pending {
+            if !unchanged(&p.src, &p.meta) {
+                ctx.report.left.push(format!(
+                    "{} changed during the run; left as it is (run again)",
+                    p.src.display()
+                ));
+                continue;
+            }
+            if let Some((to, copied)) = &p.copy
+                && let Err(e) = verify(&p.src, &p.meta, to, copied)
+            {
+                ctx.report.left.push(format!("{}: {e}", p.src.display()));
+                continue;
+            }
+            if ctx.remove_sources
+                && let Err(e) = fs::remove_file(&p.src)
+            {
+                ctx.report
+                    .left
+                    .push(format!("cannot remove {}: {e}", p.src.display()));
             }
         }
     }
@@ -568,8 +622,8 @@ impl<'a> Engine<'a> {
         };
         let mut decision = plan::decide(name, cmp);
         let result = match decision {
-            Decision::New => self.place(src, meta, &dst, false, ctx),
-            Decision::Identical | Decision::StoreLonger => Ok(()),
+            Decision::New => self.place(src, meta, &dst, false),
+            Decision::Identical | Decision::StoreLonger => Ok(None),
             Decision::Extends => self.extend(src, meta, &dst, ctx),
             Decision::Conflict => {
                 let mut n = 0;
@@ -583,12 +637,12 @@ impl<'a> Engine<'a> {
                                 path: rel.join(name).display().to_string(),
                                 kept_as: rel.join(&cname).display().to_string(),
                             });
-                            break self.place(src, meta, &cand, false, ctx);
+                            break self.place(src, meta, &cand, false);
                         }
                         // Placed by an earlier (interrupted) run.
                         Some(Ok(Compare::Equal)) => {
                             decision = Decision::Identical;
-                            break Ok(());
+                            break Ok(None);
                         }
                         Some(Ok(_)) => continue,
                         Some(Err(e)) => break Err(e),
@@ -600,14 +654,11 @@ impl<'a> Engine<'a> {
         self.bar.inc(if self.apply { bytes } else { 1 });
         match result {
             Err(e) => ctx.report.left.push(format!("{}: {e}", src.display())),
-            Ok(()) if self.apply && ctx.remove_sources => {
-                if let Err(e) = fs::remove_file(src) {
-                    ctx.report
-                        .left
-                        .push(format!("cannot remove {}: {e}", src.display()));
-                }
-            }
-            Ok(()) => {}
+            Ok(copy) => ctx.pending.push(Pending {
+                src: src.to_path_buf(),
+                meta: meta.clone(),
+                copy,
+            }),
         }
     }
 
@@ -634,18 +685,18 @@ impl<'a> Engine<'a> {
         }
     }
 
-    /// Copies `src` to `dst`, which must not exist (dry run: notes it in the overlay).
+    /// Copies `src` to `dst`, which must not exist unless `replace` (dry run: notes it in the
+    /// overlay). Returns what to verify once the dir is synced.
     fn place(
         &mut self,
         src: &Path,
         meta: &Metadata,
         dst: &Path,
         replace: bool,
-        _ctx: &mut Ctx,
-    ) -> io::Result<()> {
+    ) -> io::Result<Option<(PathBuf, Copied)>> {
         if !self.apply {
             self.overlay.insert(dst.to_path_buf(), src.to_path_buf());
-            return Ok(());
+            return Ok(None);
         }
         let dir = dst.parent().unwrap_or(Path::new("/"));
         self.temps += 1;
@@ -674,16 +725,21 @@ impl<'a> Engine<'a> {
                 e
             });
         }
-        File::open(dir).and_then(|d| d.sync_all())?;
-        verify(src, meta, dst, &copied)
+        Ok(Some((dst.to_path_buf(), copied)))
     }
 
     /// Replaces the store's shorter transcript with the longer incoming one, under the group's
     /// lock mutex, and only while no live writer holds it.
-    fn extend(&mut self, src: &Path, meta: &Metadata, dst: &Path, ctx: &mut Ctx) -> io::Result<()> {
+    fn extend(
+        &mut self,
+        src: &Path,
+        meta: &Metadata,
+        dst: &Path,
+        ctx: &mut Ctx,
+    ) -> io::Result<Option<(PathBuf, Copied)>> {
         if !self.apply {
             self.overlay.insert(dst.to_path_buf(), src.to_path_buf());
-            return Ok(());
+            return Ok(None);
         }
         let _mutex = GroupMutex::lock(&self.layout.group_dir(&ctx.h.group))?;
         let holders = sessions::holders(self.layout, &ctx.h.group);
@@ -695,7 +751,7 @@ impl<'a> Engine<'a> {
                 dst.display()
             )));
         }
-        self.place(src, meta, dst, true, ctx)
+        self.place(src, meta, dst, true)
     }
 
     /// Removes the temp files an interrupted run left in `dir`.
@@ -847,6 +903,16 @@ fn hash_file(path: &Path) -> io::Result<(u64, [u8; 32])> {
     Ok((len, hasher.finalize().into()))
 }
 
+/// `path` still has the size and mtime it had when it was compared or copied.
+fn unchanged(path: &Path, meta: &Metadata) -> bool {
+    fs::symlink_metadata(path).is_ok_and(|now| {
+        now.len() == meta.len()
+            && now.mtime() == meta.mtime()
+            && now.mtime_nsec() == meta.mtime_nsec()
+            && now.ino() == meta.ino()
+    })
+}
+
 /// The copy at `dst` is what was copied, and the source did not change meanwhile.
 fn verify(src: &Path, meta: &Metadata, dst: &Path, c: &Copied) -> io::Result<()> {
     let bad = |what: &str| {
@@ -854,11 +920,7 @@ fn verify(src: &Path, meta: &Metadata, dst: &Path, c: &Copied) -> io::Result<()>
             "{what}; the source is left as it is (run again)"
         )))
     };
-    let now = fs::symlink_metadata(src)?;
-    if now.len() != meta.len()
-        || now.mtime() != meta.mtime()
-        || now.mtime_nsec() != meta.mtime_nsec()
-    {
+    if !unchanged(src, meta) {
         return bad("it changed during the copy");
     }
     if meta.file_type().is_symlink() {
