@@ -306,24 +306,33 @@ impl<'a> Engine<'a> {
             let abs = plan_abs(entry, t);
             self.mounts.iter().any(|mp| abs.starts_with(mp))
         });
+        let resolved = if link.is_some() && !into_mount {
+            fs::canonicalize(entry).ok().filter(|p| p.is_dir())
+        } else {
+            None
+        };
+        let has_credentials = resolved.as_ref().is_some_and(|r| {
+            [".credentials.json", ".claude.json"]
+                .iter()
+                .any(|n| fs::symlink_metadata(r.join(n)).is_ok())
+        });
         EntryFacts {
             exists: true,
             is_symlink: m.file_type().is_symlink(),
             is_dir: m.is_dir(),
-            resolved: if link.is_some() && !into_mount {
-                fs::canonicalize(entry).ok().filter(|p| p.is_dir())
-            } else {
-                None
-            },
+            resolved,
             link,
             into_mount,
+            has_credentials,
         }
     }
 
     fn source(&mut self, h: &Hidden) -> SourceReport {
         let store_real = fs::canonicalize(&h.store).unwrap_or_else(|_| h.store.clone());
         let facts = self.facts(&h.entry);
-        let kind = plan::classify(&facts, &store_real);
+        let instances = self.layout.instances_dir();
+        let instances_real = fs::canonicalize(&instances).unwrap_or(instances);
+        let kind = plan::classify(&facts, &store_real, &instances_real);
         let mut report = SourceReport {
             profile: h.profile.clone(),
             name: h.name.to_string(),
@@ -355,12 +364,15 @@ impl<'a> Engine<'a> {
                 }
                 return report;
             }
-            EntryKind::Overlaps { target } | EntryKind::IntoMount { target } => {
-                report.kind = if matches!(kind, EntryKind::Overlaps { .. }) {
-                    "overlaps the store".into()
-                } else {
-                    "through a mount".into()
-                };
+            EntryKind::Overlaps { target }
+            | EntryKind::IntoMount { target }
+            | EntryKind::ConfigDir { target } => {
+                report.kind = match kind {
+                    EntryKind::Overlaps { .. } => "overlaps the store",
+                    EntryKind::IntoMount { .. } => "through a mount",
+                    _ => "whole config dir",
+                }
+                .into();
                 report.target = Some(target.clone());
                 report.left.push(format!(
                     "{} -> {} is left as it is: move its files by hand",
@@ -396,6 +408,7 @@ impl<'a> Engine<'a> {
             return report;
         }
         let store_real = fs::canonicalize(&h.store).unwrap_or(store_real);
+        self.bar.set_message(format!("{}: {}/", h.profile, h.name));
         let aliases = self
             .hidden
             .iter()

@@ -75,6 +75,9 @@ pub enum EntryKind {
     Overlaps { target: PathBuf },
     /// A symlink that leads through a mount point: never read through the mount.
     IntoMount { target: PathBuf },
+    /// A symlink to a whole config dir (an instance, `instances/`, one holding credentials):
+    /// never merged into a shared store.
+    ConfigDir { target: PathBuf },
     /// A real dir: its files are merged, then removed.
     RealDir,
     /// A file or something else with a routed name: left alone, reported.
@@ -93,10 +96,13 @@ pub struct EntryFacts {
     pub resolved: Option<PathBuf>,
     /// The link's target, made absolute lexically, lies under a mount point.
     pub into_mount: bool,
+    /// The target holds `.credentials.json` or `.claude.json` at its top.
+    pub has_credentials: bool,
 }
 
-/// What the entry is, given its facts and the store's real path.
-pub fn classify(f: &EntryFacts, store_real: &Path) -> EntryKind {
+/// What the entry is, given its facts, the store's real path and the real path of
+/// `<ccs>/instances`.
+pub fn classify(f: &EntryFacts, store_real: &Path, instances_real: &Path) -> EntryKind {
     if !f.exists {
         return EntryKind::Missing;
     }
@@ -114,6 +120,13 @@ pub fn classify(f: &EntryFacts, store_real: &Path) -> EntryKind {
     match &f.resolved {
         None => EntryKind::Dangling { target },
         Some(r) if r == store_real => EntryKind::InPlace,
+        Some(r)
+            if f.has_credentials
+                || instances_real.starts_with(r)
+                || r.parent() == Some(instances_real) =>
+        {
+            EntryKind::ConfigDir { target }
+        }
         Some(r) if r.starts_with(store_real) || store_real.starts_with(r) => {
             EntryKind::Overlaps { target }
         }
@@ -446,6 +459,7 @@ mod tests {
     #[test]
     fn entries_are_classified_by_where_they_lead() {
         let store = Path::new("/h/.ccs/shared/context-groups/team/projects");
+        let inst = Path::new("/h/.ccs/instances");
         let link = |resolved: Option<&str>| EntryFacts {
             exists: true,
             is_symlink: true,
@@ -453,44 +467,75 @@ mod tests {
             resolved: resolved.map(PathBuf::from),
             ..Default::default()
         };
-        assert_eq!(classify(&EntryFacts::default(), store), EntryKind::Missing);
         assert_eq!(
-            classify(&link(Some(store.to_str().unwrap())), store),
+            classify(&EntryFacts::default(), store, inst),
+            EntryKind::Missing
+        );
+        assert_eq!(
+            classify(&link(Some(store.to_str().unwrap())), store, inst),
             EntryKind::InPlace
         );
         assert!(matches!(
-            classify(&link(Some("/h/.claude-projects-shared")), store),
+            classify(&link(Some("/h/.claude-projects-shared")), store, inst),
             EntryKind::Symlink { .. }
         ));
         assert!(matches!(
-            classify(&link(None), store),
+            classify(&link(None), store, inst),
             EntryKind::Dangling { .. }
         ));
         assert!(matches!(
             classify(
                 &link(Some("/h/.ccs/shared/context-groups/team/projects/a")),
-                store
+                store,
+                inst
             ),
             EntryKind::Overlaps { .. }
         ));
         assert!(matches!(
-            classify(&link(Some("/h/.ccs")), store),
+            classify(&link(Some("/h/.ccs/shared")), store, inst),
             EntryKind::Overlaps { .. }
+        ));
+        for config_dir in [
+            "/h/.ccs/instances/work",
+            "/h/.ccs/instances",
+            "/h/.ccs",
+            "/h",
+        ] {
+            assert!(
+                matches!(
+                    classify(&link(Some(config_dir)), store, inst),
+                    EntryKind::ConfigDir { .. }
+                ),
+                "{config_dir}"
+            );
+        }
+        assert!(matches!(
+            classify(&link(Some("/h/.ccs/instances/work/projects")), store, inst),
+            EntryKind::Symlink { .. }
+        ));
+        let mut creds = link(Some("/h/.claude"));
+        creds.has_credentials = true;
+        assert!(matches!(
+            classify(&creds, store, inst),
+            EntryKind::ConfigDir { .. }
         ));
         let mut m = link(Some("/elsewhere"));
         m.into_mount = true;
-        assert!(matches!(classify(&m, store), EntryKind::IntoMount { .. }));
+        assert!(matches!(
+            classify(&m, store, inst),
+            EntryKind::IntoMount { .. }
+        ));
         let dir = EntryFacts {
             exists: true,
             is_dir: true,
             ..Default::default()
         };
-        assert_eq!(classify(&dir, store), EntryKind::RealDir);
+        assert_eq!(classify(&dir, store, inst), EntryKind::RealDir);
         let file = EntryFacts {
             exists: true,
             ..Default::default()
         };
-        assert_eq!(classify(&file, store), EntryKind::Other);
+        assert_eq!(classify(&file, store, inst), EntryKind::Other);
     }
 
     #[test]
