@@ -4,7 +4,8 @@
 //! (identical, append-only prefix and diverging transcripts: the names kept, bytes in = bytes
 //! out), the deeper continuity dirs, a capitalised instance dir, a run killed mid-way then
 //! re-run (and a temp file left behind), a refusal while a transcript is held through a live
-//! mount (then the merged sessions read through it), and one pass with the real `ccs`.
+//! mount (then the merged sessions read through it), links the mount would refuse (reported,
+//! left), and one pass with the real `ccs`.
 
 mod common;
 
@@ -569,5 +570,34 @@ fn real_ccs_accounts_migrate_and_ccs_still_lists_them() {
         "{list}"
     );
     let again = run(&ccsfs, &["migrate", "--apply"]);
+    assert!(again.contains("nothing to migrate"), "{again}");
+}
+
+#[test]
+fn a_link_the_mount_would_refuse_is_reported_and_left() {
+    let ccs = Ccs::new(Some(TWO_IN_TEAM));
+    let src = ccs.instance("work").join("projects/-p");
+    put(&src.join("s.jsonl"), "{\"a\":1}\n");
+    symlink("s.jsonl", src.join("inside")).unwrap();
+    symlink("/etc/passwd", src.join("outside")).unwrap();
+    symlink("../../.credentials.json", src.join("creds")).unwrap();
+    let out = migrate(&ccs, &["--apply"]);
+    assert_eq!(out.matches("the mount would refuse it").count(), 2, "{out}");
+    let store = ccs.group_projects("team").join("-p");
+    assert_eq!(
+        fs::read_link(store.join("inside")).unwrap(),
+        Path::new("s.jsonl")
+    );
+    for name in ["outside", "creds"] {
+        assert!(
+            fs::symlink_metadata(store.join(name)).is_err(),
+            "{name} not made"
+        );
+        assert!(fs::symlink_metadata(src.join(name)).is_ok(), "{name} left");
+    }
+    assert!(!src.join("s.jsonl").exists(), "the rest moved");
+    // A re-run reports them again and moves nothing.
+    let again = migrate(&ccs, &["--apply"]);
+    assert!(again.contains("the mount would refuse it"), "{again}");
     assert!(again.contains("nothing to migrate"), "{again}");
 }
