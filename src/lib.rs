@@ -12,6 +12,7 @@ pub mod layout;
 pub mod limits;
 pub mod locks;
 pub mod logfile;
+pub mod migrate;
 pub mod mount;
 pub mod mount_helper;
 pub mod mountpoint;

@@ -171,6 +171,15 @@ enum Cmd {
         #[arg(long, value_name = "DIR")]
         out: Option<PathBuf>,
     },
+    /// Move data of older layouts (symlinks, real dirs in the instances) into the group stores
+    Migrate {
+        /// Do it (default: a dry run that says what would move where)
+        #[arg(long)]
+        apply: bool,
+        /// Print JSON instead of text
+        #[arg(long)]
+        json: bool,
+    },
     /// Shared transcripts deleted through the mount: list, restore, purge (no mount needed)
     Trash {
         #[command(subcommand)]
@@ -545,6 +554,9 @@ fn run(cli: Cli) -> Result<(), String> {
         Cmd::Profile { cmd } => profile(&layout, cmd),
         Cmd::Sessions { cmd } => sessions(&layout, cmd),
         Cmd::Trash { cmd } => trash(&layout, cmd),
+        Cmd::Migrate { apply, json } => {
+            write_stdout(ccsfs::migrate::main(&layout, apply, json)?.as_bytes())
+        }
         Cmd::Shim => {
             println!("{}", launch::install_shim(&layout)?.display());
             Ok(())
