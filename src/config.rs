@@ -83,6 +83,27 @@ pub struct Profile {
 }
 
 impl Profile {
+    /// A profile for unit tests: shared in `group` when given (deeper continuity if asked),
+    /// else isolated; shared resources on.
+    #[cfg(test)]
+    pub fn for_test(name: &str, group: Option<&str>, deeper: bool) -> Profile {
+        Profile {
+            name: name.into(),
+            context: if group.is_some() {
+                ContextMode::Shared
+            } else {
+                ContextMode::Isolated
+            },
+            group: group.map(String::from),
+            continuity: if deeper {
+                ContinuityMode::Deeper
+            } else {
+                ContinuityMode::Standard
+            },
+            shared_resources: SharedResources::Shared,
+        }
+    }
+
     pub fn isolated(name: &str) -> Profile {
         Profile {
             name: name.to_string(),

@@ -115,6 +115,22 @@ impl Layout {
     }
 }
 
+/// `path` with `.` and `..` resolved lexically, without touching the filesystem (`..` of a
+/// symlink is not where the kernel would go; callers that care follow links themselves).
+pub fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// The absolute form of a mount point without touching the mount itself (a dead FUSE mount
 /// fails every stat with ENOTCONN): canonical parent plus the last component.
 pub fn absolute_mount_point(p: &Path) -> PathBuf {

@@ -143,28 +143,9 @@ pub fn lock_dir_profile(name: &OsStr) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ContextMode;
 
     fn layout() -> Layout {
         Layout::new(PathBuf::from("/h/.ccs"))
-    }
-
-    fn profile(name: &str, group: Option<&str>, deeper: bool) -> Profile {
-        Profile {
-            name: name.into(),
-            context: if group.is_some() {
-                ContextMode::Shared
-            } else {
-                ContextMode::Isolated
-            },
-            group: group.map(String::from),
-            continuity: if deeper {
-                ContinuityMode::Deeper
-            } else {
-                ContinuityMode::Standard
-            },
-            shared_resources: SharedResources::Shared,
-        }
     }
 
     const ALL_SHARED: [&str; 5] = ["commands", "skills", "agents", "plugins", "settings.json"];
@@ -172,8 +153,8 @@ mod tests {
     #[test]
     fn shared_resources_route_to_the_ccs_shared_dir() {
         for p in [
-            profile("solo", None, false),
-            profile("work", Some("team"), true),
+            Profile::for_test("solo", None, false),
+            Profile::for_test("work", Some("team"), true),
         ] {
             let r = ProfileRoutes::new(&layout(), &p, &ALL_SHARED);
             for name in ALL_SHARED {
@@ -191,18 +172,22 @@ mod tests {
 
     #[test]
     fn profile_local_and_missing_shared_resources_stay_in_the_instance() {
-        let mut p = profile("own", Some("team"), false);
+        let mut p = Profile::for_test("own", Some("team"), false);
         p.shared_resources = SharedResources::ProfileLocal;
         let r = ProfileRoutes::new(&layout(), &p, &ALL_SHARED);
         assert_eq!(r.routes.len(), 1, "only projects: {:?}", r.routes);
-        let r = ProfileRoutes::new(&layout(), &profile("a", None, false), &["skills"]);
+        let r = ProfileRoutes::new(&layout(), &Profile::for_test("a", None, false), &["skills"]);
         assert_eq!(r.routes.len(), 1);
         assert!(r.route(OsStr::new("commands")).is_none());
     }
 
     #[test]
     fn credentials_and_state_are_never_routed() {
-        let r = ProfileRoutes::new(&layout(), &profile("w", Some("t"), true), &ALL_SHARED);
+        let r = ProfileRoutes::new(
+            &layout(),
+            &Profile::for_test("w", Some("t"), true),
+            &ALL_SHARED,
+        );
         for name in [
             ".credentials.json",
             ".claude.json",
@@ -222,7 +207,7 @@ mod tests {
 
     #[test]
     fn isolated_profile_routes_everything_to_its_instance() {
-        let r = ProfileRoutes::new(&layout(), &profile("solo", None, false), &[]);
+        let r = ProfileRoutes::new(&layout(), &Profile::for_test("solo", None, false), &[]);
         assert!(r.routes.is_empty());
         for name in ["projects", "todos", ".credentials.json", "settings.json"] {
             assert_eq!(
@@ -234,7 +219,11 @@ mod tests {
 
     #[test]
     fn shared_standard_routes_only_projects() {
-        let r = ProfileRoutes::new(&layout(), &profile("work", Some("team"), false), &[]);
+        let r = ProfileRoutes::new(
+            &layout(),
+            &Profile::for_test("work", Some("team"), false),
+            &[],
+        );
         assert_eq!(
             r.backing_for(OsStr::new("projects")),
             PathBuf::from("/h/.ccs/shared/context-groups/team/projects")
@@ -252,7 +241,11 @@ mod tests {
 
     #[test]
     fn shared_deeper_routes_projects_and_continuity_dirs() {
-        let r = ProfileRoutes::new(&layout(), &profile("work", Some("team"), true), &[]);
+        let r = ProfileRoutes::new(
+            &layout(),
+            &Profile::for_test("work", Some("team"), true),
+            &[],
+        );
         assert_eq!(r.routes.len(), 5);
         for dir in CONTINUITY_DIRS {
             assert_eq!(
@@ -276,7 +269,7 @@ mod tests {
 
     #[test]
     fn deeper_without_shared_routes_nothing() {
-        let mut p = profile("odd", None, true);
+        let mut p = Profile::for_test("odd", None, true);
         p.group = Some("team".into());
         assert!(ProfileRoutes::new(&layout(), &p, &[]).routes.is_empty());
     }

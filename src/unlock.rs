@@ -6,7 +6,7 @@
 use std::collections::{HashMap, HashSet};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirEntryExt, MetadataExt};
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::Profile;
@@ -69,25 +69,13 @@ pub fn groups(profiles: &[Profile]) -> Vec<String> {
     g
 }
 
-/// A file's identity as lock records name it.
-fn file_id(m: &std::fs::Metadata) -> FileId {
-    FileId {
-        ino: m.ino(),
-        btime: m
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as u64),
-    }
-}
-
 /// Whether `rel` (escaped) under `group_dir` is the file `file`.
 fn is_at(group_dir: &Path, rel: &str, file: &FileId) -> bool {
     let Some(bytes) = text::unescape(rel) else {
         return false;
     };
     std::fs::symlink_metadata(group_dir.join(std::ffi::OsStr::from_bytes(&bytes)))
-        .is_ok_and(|m| m.is_file() && file_id(&m).same_file(file))
+        .is_ok_and(|m| m.is_file() && FileId::of(&m).same_file(file))
 }
 
 /// Most entries a search for moved files reads in one group store.
@@ -168,18 +156,7 @@ pub fn list(layout: &Layout, profiles: &[Profile]) -> Vec<LockInfo> {
 
 /// Lexically absolute, without touching the filesystem (the mount may be dead).
 fn lexical_absolute(p: &Path) -> PathBuf {
-    let abs = std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf());
-    let mut out = PathBuf::new();
-    for c in abs.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
+    crate::layout::lexical(&std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf()))
 }
 
 /// The group dir and group-relative path of a transcript given as a mount or store path.
@@ -254,7 +231,7 @@ pub fn unlock(
         .ok()
         .and_then(|m| {
             let file = record::lock_file(&group_dir, m.dev(), m.ino()).ok()?;
-            let r = record::read(&file).filter(|r| r.file.same_file(&file_id(&m)))?;
+            let r = record::read(&file).filter(|r| r.file.same_file(&FileId::of(&m)))?;
             Some((file, r))
         });
     let found = by_file.or_else(|| {

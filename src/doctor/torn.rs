@@ -9,7 +9,7 @@ use std::fs::File;
 use std::io::Write;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use super::{Ctx, Finding, shown};
 use crate::locks::policy::FileId;
@@ -60,18 +60,6 @@ struct Torn {
     recent: bool,
 }
 
-fn file_id(m: &std::fs::Metadata) -> FileId {
-    use std::os::unix::fs::MetadataExt;
-    FileId {
-        ino: m.ino(),
-        btime: m
-            .created()
-            .ok()
-            .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-            .map(|d| d.as_nanos() as u64),
-    }
-}
-
 /// Whether the file ends without a newline (reads its last byte only).
 fn ends_torn(f: &File, len: u64) -> bool {
     let mut b = [0u8; 1];
@@ -114,7 +102,7 @@ fn scan(dir: &Path, checked: &mut usize, out: &mut Vec<Torn>) {
                     .is_none_or(|age| age < QUIET);
                 out.push(Torn {
                     path,
-                    file: file_id(&m),
+                    file: FileId::of(&m),
                     recent,
                 });
             }

@@ -37,6 +37,19 @@ pub struct FileId {
 }
 
 impl FileId {
+    /// The identity of the file `m` describes (its birth time where the filesystem has one).
+    pub fn of(m: &std::fs::Metadata) -> FileId {
+        use std::os::unix::fs::MetadataExt;
+        FileId {
+            ino: m.ino(),
+            btime: m
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as u64),
+        }
+    }
+
     /// Whether a record made for `self` speaks of `other`: the same inode number, born at the
     /// same time when both birth times are known.
     pub fn same_file(&self, other: &FileId) -> bool {

@@ -785,18 +785,7 @@ impl<'a> Engine<'a> {
 
 /// A link's target made absolute lexically (from the link's dir).
 fn plan_abs(entry: &Path, target: &Path) -> PathBuf {
-    let joined = entry.parent().unwrap_or(Path::new("/")).join(target);
-    let mut out = PathBuf::new();
-    for c in joined.components() {
-        match c {
-            std::path::Component::ParentDir => {
-                out.pop();
-            }
-            std::path::Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
+    crate::layout::lexical(&entry.parent().unwrap_or(Path::new("/")).join(target))
 }
 
 /// Creates the store dir (and missing parents) with mode 0700, as the mount does.

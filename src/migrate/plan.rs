@@ -207,21 +207,6 @@ pub fn is_temp_name(name: &OsStr) -> bool {
     b.starts_with(TEMP_PREFIX.as_bytes()) && b.ends_with(b".tmp")
 }
 
-/// `path` with `.` and `..` resolved lexically.
-fn normalize(path: &Path) -> PathBuf {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::ParentDir => {
-                out.pop();
-            }
-            Component::CurDir => {}
-            c => out.push(c),
-        }
-    }
-    out
-}
-
 /// Whether a symlink with `target`, placed in the store dir `dir` (real path) of the store
 /// `root` (real path), is one the mount would serve (`symlink_rule`, `Home::Shared`). The
 /// target is followed lexically (links met on the way are not read: the mount judges each
@@ -263,7 +248,7 @@ pub fn link_verdict(
         });
     }
     if let Some(last) = walk.steps.last_mut() {
-        let end = normalize(&last.at);
+        let end = crate::layout::lexical(&last.at);
         for (from, to) in aliases {
             if let Ok(rest) = end.strip_prefix(from) {
                 last.at = to.join(rest);
@@ -404,33 +389,14 @@ pub type StoreTotals = BTreeMap<PathBuf, Counts>;
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{ContextMode, ContinuityMode, SharedResources};
-
-    fn p(name: &str, group: Option<&str>, deeper: bool) -> Profile {
-        Profile {
-            name: name.into(),
-            context: if group.is_some() {
-                ContextMode::Shared
-            } else {
-                ContextMode::Isolated
-            },
-            group: group.map(String::from),
-            continuity: if deeper {
-                ContinuityMode::Deeper
-            } else {
-                ContinuityMode::Standard
-            },
-            shared_resources: SharedResources::Shared,
-        }
-    }
 
     #[test]
     fn hidden_entries_are_the_group_routes_only() {
         let l = Layout::new(PathBuf::from("/h/.ccs"));
         let profiles = [
-            p("Work", Some("team"), true),
-            p("personal", Some("team"), false),
-            p("solo", None, false),
+            Profile::for_test("Work", Some("team"), true),
+            Profile::for_test("personal", Some("team"), false),
+            Profile::for_test("solo", None, false),
         ];
         let h = hidden_entries(&l, &profiles, |p| l.instance(&p.name));
         let names: Vec<_> = h.iter().map(|e| (e.profile.as_str(), e.name)).collect();
