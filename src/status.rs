@@ -72,11 +72,11 @@ pub fn hidden_entries(routes: &ProfileRoutes) -> Vec<String> {
                     format!("{name} is a CCS symlink to the same store (left as it is)")
                 }
                 HiddenKind::Elsewhere(target) => format!(
-                    "{name} is a symlink to {} (hidden by the route, left as it is)",
+                    "{name} is a symlink to {} (hidden by the route; `ccsfs migrate` moves its data into the store)",
                     target.display()
                 ),
                 HiddenKind::Data => format!(
-                    "{name} holds old data in the instance (hidden by the route, left as it is)"
+                    "{name} holds old data in the instance (hidden by the route; `ccsfs migrate` moves it into the store)"
                 ),
             }
         })
