@@ -14,6 +14,7 @@
 //! | `appends`  | n=4000 size=500                  | n × (open `O_WRONLY\|O_APPEND\|O_CREAT`, one write of a JSONL line, close) on `DIR/transcript.jsonl` |
 //! | `sessions` | n=2000 dirs=40 size=2048         | n × (mkdir -p `DIR/proj-K`, create a new `*.jsonl`, write, close), round-robin over the dirs |
 //! | `picker`   | reps=5                           | reps × (readdir `DIR`, readdir each subdir, lstat each entry); one untimed pass first |
+//! | `picker_cold` | reps=3 wait_ms=1500 drop=0    | reps × the same pass, each cold: first (untimed) a wait of `wait_ms` so that the kernel's cached entries and attributes expire, and with `drop=1` (root) `echo 2 > /proc/sys/vm/drop_caches` so that its dentries and inodes are gone too |
 //! | `atomic`   | n=1000 size=4096                 | n × (write `DIR/.claude.json.tmp.PID.I`, fsync, rename over `DIR/.claude.json`) |
 //! | `seqrw`    | mib=512                          | write `DIR/seq.bin` in 1 MiB blocks + fsync + close (`seqwrite`), then read it back in 1 MiB blocks (`seqread`); `seqrw` is the sum |
 //! | `reads`    | mib=64                           | `DIR/read.bin` (written untimed, fsynced) read start to end in 4 KiB `read()` calls (`reads4k_seq`), then the same number of 4 KiB `pread()`s at random aligned offsets (`reads4k_rand`) |
@@ -159,6 +160,33 @@ fn picker(dir: &Path, a: &Args) -> Res<()> {
         }
     }
     report("picker", t.elapsed().as_secs_f64(), reps * files);
+    Ok(())
+}
+
+/// The picker as `claude --resume` meets it: sessions made minutes or days ago, whose cached
+/// entries and attributes have long expired. Each timed pass follows an untimed wait past
+/// the attribute TTL (ccsfs's and the peers' defaults are 1 s) and, with `drop=1`, dropping
+/// the kernel's dentries and inodes (FUSE inodes are then forgotten and looked up again).
+fn picker_cold(dir: &Path, a: &Args) -> Res<()> {
+    let reps = a.num("reps", 3)?;
+    let wait = std::time::Duration::from_millis(a.num("wait_ms", 1500)?);
+    let drop = a.num("drop", 0)? != 0;
+    let files = picker_pass(dir)?;
+    let mut secs = 0.0;
+    for _ in 0..reps {
+        std::thread::sleep(wait);
+        if drop {
+            let path = Path::new("/proc/sys/vm/drop_caches");
+            ctx("write 2 to", path, fs::write(path, "2\n"))?;
+        }
+        let t = Instant::now();
+        let again = picker_pass(dir)?;
+        secs += t.elapsed().as_secs_f64();
+        if again != files {
+            return Err(format!("{}: {files} files, then {again}", dir.display()));
+        }
+    }
+    report("picker_cold", secs, reps * files);
     Ok(())
 }
 
@@ -344,7 +372,7 @@ fn main() {
     let argv: Vec<String> = std::env::args().skip(1).collect();
     if argv.len() < 2 {
         eprintln!(
-            "usage: bench appends|sessions|picker|atomic|seqrw|reads|populate|statall DIR [key=value ...]"
+            "usage: bench appends|sessions|picker|picker_cold|atomic|seqrw|reads|populate|statall DIR [key=value ...]"
         );
         exit(2);
     }
@@ -366,6 +394,7 @@ fn main() {
         "appends" => appends,
         "sessions" => sessions,
         "picker" => picker,
+        "picker_cold" => picker_cold,
         "atomic" => atomic,
         "seqrw" => seqrw,
         "reads" => reads,

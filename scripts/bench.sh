@@ -7,12 +7,20 @@
 #   mergerfs        mergerfs with the plain directory as its one branch   (when installed)
 #   fuse-overlayfs  fuse-overlayfs over an empty lower dir                (when installed)
 # and, apart from them, `ccsfs sessions list` over 10,000 sessions (scripts/bench-sessions.py).
+# Workloads: transcript appends, create sessions, the session picker warm (listed right after
+# the sessions were made) and cold (the picker of `claude --resume`, which lists sessions made
+# long ago: each pass follows a wait past the kernel's attribute TTL and, as root, `echo 2 >
+# /proc/sys/vm/drop_caches`, which drops dentries and inodes), atomic config rewrites,
+# sequential write + read, 4 KiB reads, daemon memory and mount time.
 # Rounds are interleaved across targets (for each round, for each workload: every target in
 # turn) and the median per target is reported, with its ratio to the plain directory.
 # examples/bench.rs does the work; this script mounts, orchestrates and reports.
 #
-#   scripts/bench.sh [--rounds N] [--smoke] [--raw] [--nofile N]
+#   scripts/bench.sh [--rounds N] [--smoke] [--raw] [--nofile N] [--both]
 #
+#   --both      (root) run twice: as root (passthrough), then as the test user ccsfs-test
+#               through fusermount3 (made as scripts/unprivileged-tests.sh makes it, when
+#               missing), and print both tables and one table of ratios for both modes
 #   --rounds N  rounds per workload (default 5)
 #   --smoke     small sizes and 1 round: a check that the script works (well under a minute)
 #   --raw       also print every sample
@@ -22,20 +30,22 @@
 #
 # Environment: BENCH_DIR (default /var/tmp; must be a real disk, not tmpfs), CCSFS (the ccsfs
 # binary) and BENCH_BIN (the bench example). Without CCSFS/BENCH_BIN both are built with
-# cargo. Runs as root (mounts directly; a missing bindfs is installed with apt-get) or as a
-# normal user (mounts through fusermount3; a missing target is skipped with a note). Speed is
+# cargo. Runs as root (mounts directly; a missing bindfs, mergerfs or
+# fuse-overlayfs is installed with apt-get) or as a normal user (mounts through fusermount3; a missing target is skipped with a note). Speed is
 # never asserted: the exit status is 0 when every target ran, non-zero on a setup failure or a
 # workload error.
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")/.." && pwd)
-rounds=5 smoke=0 raw=0 rounds_given= nofile=
+rounds=5 smoke=0 raw=0 rounds_given= nofile= both=0
+args=("$@")
 while [ $# -gt 0 ]; do
   case "$1" in
     --rounds) rounds=${2:?--rounds needs a number}; rounds_given=1; shift 2 ;;
     --rounds=*) rounds=${1#*=}; rounds_given=1; shift ;;
     --smoke) smoke=1; shift ;;
     --raw) raw=1; shift ;;
+    --both) both=1; shift ;;
     --nofile) nofile=${2:?--nofile needs a number}; shift 2 ;;
     --nofile=*) nofile=${1#*=}; shift ;;
     -h|--help) sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
@@ -50,10 +60,10 @@ fi
 # Sizes: the full run, or about 1/20 of it for --smoke.
 if [ "$smoke" = 1 ]; then
   [ -n "$rounds_given" ] || rounds=1
-  n_appends=200 n_sessions=100 n_dirs=40 picker_reps=5 n_atomic=50
+  n_appends=200 n_sessions=100 n_dirs=40 picker_reps=5 cold_reps=1 n_atomic=50
   seq_mib=16 read_mib=16 rss_files=2000 rss_dirs=100 mount_cycles=3
 else
-  n_appends=4000 n_sessions=2000 n_dirs=40 picker_reps=5 n_atomic=1000
+  n_appends=4000 n_sessions=2000 n_dirs=40 picker_reps=5 cold_reps=3 n_atomic=1000
   seq_mib=512 read_mib=64 rss_files=100000 rss_dirs=100 mount_cycles=10
 fi
 
@@ -80,6 +90,95 @@ build_secs=$(awk -v a="$start_time" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f"
 start_time=$EPOCHREALTIME
 [ -x "$CCSFS" ] || die "ccsfs binary $CCSFS is not executable"
 [ -x "$BENCH_BIN" ] || die "bench binary $BENCH_BIN is not executable"
+
+# --- both modes -------------------------------------------------------------------------
+# Root half, then the user half as ccsfs-test (binaries and scripts staged where it can read
+# them), then one table of both. Each half leaves its work dir for the end (BENCH_DEFER_RM):
+# the 150,000 deletes of the first half would otherwise slow the creates of the second.
+if [ "$both" = 1 ]; then
+  [ "$uid" = 0 ] || die "--both needs root (it runs the second half as the test user ccsfs-test)"
+  user=ccsfs-test
+  id "$user" >/dev/null 2>&1 || useradd --create-home --shell /bin/bash "$user" || die "cannot create the user $user"
+  user_uid=$(id -u "$user") user_gid=$(id -g "$user")
+  stage=$(mktemp -d /tmp/ccsfs-bench-stage.XXXXXX)
+  both_cleanup() {
+    local d
+    if [ -s "$stage/workdirs" ]; then
+      while read -r d; do
+        if grep -qF " $d/" /proc/self/mountinfo; then echo "bench.sh: something is still mounted under $d; left in place" >&2
+        else rm -rf "$d"; fi
+      done <"$stage/workdirs"
+    fi
+    rm -rf "$stage"
+  }
+  trap both_cleanup EXIT
+  chmod 755 "$stage"
+  mkdir -p "$stage/scripts"
+  install -m 755 "$CCSFS" "$stage/ccsfs"
+  install -m 755 "$BENCH_BIN" "$stage/bench"
+  install -m 755 "$0" "$stage/scripts/bench.sh"
+  install -m 644 "$repo/scripts/bench-sessions.py" "$stage/scripts/"
+  for f in root.tsv user.tsv workdirs; do : >"$stage/$f"; done
+  chown "$user_uid:$user_gid" "$stage/user.tsv"
+  chmod 666 "$stage/workdirs"
+  half_args=()
+  for a in "${args[@]}"; do [ "$a" = --both ] || half_args+=("$a"); done
+  rc=0
+  echo "=== as root (kernel passthrough)"
+  BENCH_SUMMARY=$stage/root.tsv BENCH_DEFER_RM=$stage/workdirs CCSFS=$stage/ccsfs BENCH_BIN=$stage/bench \
+    "$stage/scripts/bench.sh" "${half_args[@]}" || rc=1
+  echo
+  echo "=== as $user (uid $user_uid, through fusermount3)"
+  setpriv --reuid="$user_uid" --regid="$user_gid" --init-groups env -i HOME="$(getent passwd "$user" | cut -d: -f6)" \
+    PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin TMPDIR=/tmp USER="$user" ${BENCH_DIR:+BENCH_DIR="$BENCH_DIR"} \
+    BENCH_SUMMARY="$stage/user.tsv" BENCH_DEFER_RM="$stage/workdirs" CCSFS="$stage/ccsfs" BENCH_BIN="$stage/bench" \
+    bash "$stage/scripts/bench.sh" "${half_args[@]}" || rc=1
+  echo
+  echo "=== both modes: time relative to the plain dir (median of $rounds round(s) each)"
+  python3 - "$stage/root.tsv" "$stage/user.tsv" <<'PY'
+import sys
+modes = []
+for path, name in zip(sys.argv[1:], ("root", "user")):
+    rows, order, cold = {}, [], ""
+    for line in open(path):
+        f = line.rstrip("\n").split("\t")
+        if f[0] == "cold":
+            cold = f[1]
+            continue
+        key, label, target, ratio = f
+        if key not in rows:
+            rows[key] = (label, {})
+            order.append(key)
+        rows[key][1][target] = ratio
+    modes.append((name, rows, order, cold))
+order = []
+for _, _, o, _ in modes:
+    order += [k for k in o if k not in order]
+def fl(r):
+    try: return float(r.rstrip("×"))
+    except ValueError: return None
+hdr = ["workload"]
+for name, rows, _, _ in modes:
+    hdr += [f"ccsfs {name}", f"best peer, {name}", f"every peer, {name}"]
+print("| " + " | ".join(hdr) + " |")
+print("|" + "---|" * len(hdr))
+for key in order:
+    label = next((m[1][key][0] for m in modes if key in m[1]), key)
+    cells = [label]
+    for name, rows, _, _ in modes:
+        t = rows.get(key, ("", {}))[1]
+        peers = {k: v for k, v in t.items() if k != "ccsfs"}
+        best = min((p for p in peers if fl(peers[p]) is not None), key=lambda p: fl(peers[p]), default=None)
+        cells += [t.get("ccsfs", "–"), f"{peers[best]} ({best})" if best else "–",
+                  ", ".join(f"{p} {v}" for p, v in peers.items()) or "–"]
+    print("| " + " | ".join(cells) + " |")
+print()
+for name, _, _, cold in modes:
+    if cold:
+        print(f"cold picker, {name}: {cold}")
+PY
+  exit "$rc"
+fi
 
 # --- the work dir -----------------------------------------------------------------------
 base=${BENCH_DIR:-/var/tmp}
@@ -126,6 +225,8 @@ cleanup() {
   done
   if grep -qF " $W/" /proc/self/mountinfo; then
     echo "bench.sh: something is still mounted under $W; left in place" >&2
+  elif [ -n "${BENCH_DEFER_RM:-}" ]; then
+    echo "$W" >>"$BENCH_DEFER_RM" # removed by the --both run when both halves are done
   else
     rm -rf "$W"
   fi
@@ -205,11 +306,13 @@ backing_rss[ccsfs]=$ccs_projects/rss
 via_rss[ccsfs]=$ccs_mnt/bench/projects/rss
 mkdir -p "$ccs_mnt/bench/projects" || die "cannot create $ccs_mnt/bench/projects"
 
-# bindfs (installed when missing and root).
-if ! command -v bindfs >/dev/null && [ "$uid" = 0 ] && command -v apt-get >/dev/null; then
-  progress "installing bindfs"
-  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bindfs \
-      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq bindfs; }; } \
+# The peers (installed when missing and root).
+missing=()
+for p in bindfs mergerfs fuse-overlayfs; do command -v "$p" >/dev/null || missing+=("$p"); done
+if [ ${#missing[@]} -gt 0 ] && [ "$uid" = 0 ] && command -v apt-get >/dev/null; then
+  progress "installing ${missing[*]}"
+  { DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" \
+      || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"; }; } \
     >"$W/logs/apt.log" 2>&1 || true
 fi
 if command -v bindfs >/dev/null; then
@@ -253,6 +356,16 @@ else note "fuse-overlayfs skipped: not installed"
 fi
 
 fuse_targets=("${targets[@]:1}")
+# The cold picker: past every target's attribute TTL (ccsfs: 1 s, src/tunables.rs; bindfs and
+# mergerfs: 1 s by default; fuse-overlayfs: its own default), and as root with the kernel's
+# dentries and inodes dropped.
+cold_wait_ms=1500
+if [ "$uid" = 0 ]; then
+  cold_drop=1 cold_meant="each pass ${cold_wait_ms} ms after the last, then echo 2 > /proc/sys/vm/drop_caches (dentries and inodes dropped)"
+else
+  cold_drop=0 cold_meant="each pass ${cold_wait_ms} ms after the last (past the attribute TTL; dropping caches needs root)"
+fi
+echo "cold picker: $cold_meant"
 for t in "${targets[@]}"; do printf '%-15s %s\n' "$t:" "${desc[$t]}"; done
 echo "order in each round: ${targets[*]}"
 
@@ -292,13 +405,14 @@ for r in $(seq "$rounds"); do
     d=${wdir[$t]}/$t-r$r
     mkdir -p "$d/appends" "$d/sessions" "$d/atomic" "$d/seq" "$d/reads" || die "cannot create $d"
   done
-  for w in appends sessions picker atomic seqrw reads; do
+  for w in appends sessions picker picker_cold atomic seqrw reads; do
     for t in "${targets[@]}"; do
       d=${wdir[$t]}/$t-r$r
       case "$w" in
         appends) run "$t" appends "$d/appends" "n=$n_appends" size=500 ;;
         sessions) run "$t" sessions "$d/sessions" "n=$n_sessions" "dirs=$n_dirs" size=2048 ;;
         picker) run "$t" picker "$d/sessions" "reps=$picker_reps" ;;
+        picker_cold) run "$t" picker_cold "$d/sessions" "reps=$cold_reps" "wait_ms=$cold_wait_ms" "drop=$cold_drop" ;;
         atomic) run "$t" atomic "${cfgdir[$t]:-$d/atomic}" "n=$n_atomic" size=4096 ;;
         seqrw) run "$t" seqrw "$d/seq" "mib=$seq_mib" ;;
         reads) run "$t" reads "$d/reads" "mib=$read_mib" ;;
@@ -392,6 +506,7 @@ rows=(
   "appends appends|transcript appends ($n_appends)|secs"
   "sessions sessions|create sessions ($n_sessions)|secs"
   "picker picker|session picker (${picker_reps}×)|secs"
+  "picker_cold picker_cold|session picker, cold (${cold_reps}×)|secs"
   "atomic atomic|atomic config ($n_atomic)|secs"
   "seqwrite seqrw|seq write ${seq_mib}M+fsync|secs"
   "seqread seqrw|seq read ${seq_mib}M|secs"
@@ -446,6 +561,36 @@ for t in "${targets[@]}"; do
   [ -e "$W/results/$t.statall.partial" ] &&
     echo "* $t: only $((rss_files - $(cat "$W/results/$t.statall.partial"))) of $rss_files lookups succeeded (see notes)"
 done
+
+# The issue's shape: per workload, ccsfs's and each peer's time relative to the plain dir.
+# BENCH_SUMMARY (set by --both) receives the same as tab-separated lines.
+ratio_keys=(appends sessions picker picker_cold atomic seqrw reads4k_seq reads4k_rand)
+summary=${BENCH_SUMMARY:-/dev/null}
+[ "$uid" = 0 ] && mode_short="root, passthrough" || mode_short="user, fusermount3"
+echo
+echo "time relative to the plain dir ($mode_short):"
+hdr="| workload |"
+for t in "${fuse_targets[@]}"; do hdr+=" $t |"; done
+echo "$hdr"
+echo "|---|$(printf -- '---|%.0s' "${fuse_targets[@]}")"
+printf 'cold\t%s\n' "$cold_meant" >>"$summary"
+for key in "${ratio_keys[@]}"; do
+  label=
+  for row in "${rows[@]}"; do [ "${row%% *}" = "$key" ] && { IFS='|' read -r _ label _ <<<"$row"; }; done
+  line="| $label |"
+  plain_med=
+  [ -s "$W/results/plain.$key" ] && plain_med=$(median "$W/results/plain.$key")
+  for t in "${fuse_targets[@]}"; do
+    r="–"
+    if [ -s "$W/results/$t.$key" ] && [ -n "$plain_med" ]; then
+      r=$(fmt_ratio "$(median "$W/results/$t.$key")" "$plain_med" | tr -d ' ()')
+    fi
+    line+=" $r |"
+    printf '%s\t%s\t%s\t%s\n' "$key" "$label" "$t" "$r" >>"$summary"
+  done
+  echo "$line"
+done
+echo "cold picker: $cold_meant"
 
 if [ "$raw" = 1 ]; then
   echo
