@@ -85,6 +85,8 @@ struct Emit<'a> {
     next_offset: u64,
     ino: u64,
     kind: FileType,
+    /// The backing inode number getdents gave (backing dirs only).
+    d_ino: Option<u64>,
 }
 
 impl CcsFs {
@@ -153,6 +155,7 @@ impl CcsFs {
                             next_offset: d.next_offset,
                             ino: self.inodes.listing_ino(key),
                             kind: attr::dtype_file_type(d.dtype),
+                            d_ino: Some(d.ino),
                         };
                         if emit(e) {
                             return Ok(());
@@ -172,6 +175,7 @@ impl CcsFs {
                         next_offset: i as u64 + 1,
                         ino: l.ino,
                         kind: l.kind,
+                        d_ino: None,
                     };
                     if emit(e) {
                         break;
@@ -222,7 +226,7 @@ impl CcsFs {
                     fuser::Generation(0),
                 );
             }
-            let Ok((child, attr)) = self.lookup_child(inode, e.name) else {
+            let Ok((child, attr)) = self.plus_entry(inode, e.name, e.d_ino) else {
                 return false; // gone since the listing was read
             };
             let full = reply.add(
@@ -242,6 +246,38 @@ impl CcsFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+
+    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir, a file
+    /// the table does not know (by the inode number getdents gave) is opened at once and its
+    /// attributes read through the new fd: a cold listing after the kernel dropped its nodes
+    /// then costs two syscalls an entry, not the lookup's three (statx by name first, to find
+    /// known files without an open). A wrong guess only costs speed: `remember` counts a file
+    /// it already holds as a lookup of that node, and drops the new fd.
+    fn plus_entry(
+        &self,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+        d_ino: Option<u64>,
+    ) -> SysResult<(Arc<Inode>, fuser::FileAttr)> {
+        if let (Role::Plain, Some(ino)) = (parent.role, d_ino) {
+            let key = Key {
+                view: parent.key.view,
+                dev: parent.key.dev,
+                ino,
+            };
+            if self.inodes.find(key).is_none() {
+                let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
+                return self.remember(
+                    fd,
+                    parent.key.view,
+                    parent.tree,
+                    Role::Plain,
+                    Some((parent.clone(), name.to_os_string())),
+                );
+            }
+        }
+        self.lookup_child(parent, name)
     }
 
     /// The listing of a virtual dir: `.`, `..`, then the profiles (mount root) or the routed
