@@ -8,6 +8,12 @@ use fuser::{FileAttr, FileType, INodeNo};
 /// How long the kernel may cache entries and attributes (see `tunables::ATTR_TTL`).
 pub const TTL: Duration = crate::tunables::ATTR_TTL;
 
+/// How long after a READDIRPLUS gave the kernel a dir's entries with their attributes it may
+/// serve that dir's listing from its cache (`dirs::dir_cache_flags`). Half the TTL, so that
+/// the entries are still valid while the reader goes through them; past it, the listing is
+/// read again with attributes instead of costing a LOOKUP per entry.
+pub const LISTING_REUSE: Duration = TTL.checked_div(2).expect("non-zero divisor");
+
 pub fn file_type(mode: u32) -> FileType {
     match mode & libc::S_IFMT {
         libc::S_IFDIR => FileType::Directory,

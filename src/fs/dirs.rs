@@ -2,6 +2,7 @@
 //! cookies, which the backing filesystem keeps valid while entries come and go. The virtual
 //! dirs (mount root, profile roots) are listed from a snapshot taken at the start of a
 //! listing, so their offsets are plain indexes that cannot shift under a reader.
+//! Also when the kernel may serve a backing dir's listing from its own cache (`CcsFs::dir_cache_flags`).
 
 use std::collections::HashMap;
 use std::ffi::{OsStr, OsString};
@@ -9,6 +10,7 @@ use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
 
 use fuser::{Errno, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
 use parking_lot::Mutex;
@@ -35,7 +37,13 @@ enum DirState {
 pub struct DirHandles {
     open: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
     next: AtomicU64,
+    /// When each backing dir (by inode id) was last listed with attributes: a READDIRPLUS
+    /// from offset 0 gave the kernel its entries with their attributes and a fresh TTL.
+    plus_listed: Mutex<HashMap<u64, Instant>>,
 }
+
+/// `plus_listed` is pruned of expired records when it grows past this.
+const PLUS_LISTED_PRUNE: usize = 4096;
 
 impl DirHandles {
     fn insert(&self, state: DirState) -> u64 {
@@ -51,6 +59,24 @@ impl DirHandles {
     pub fn release(&self, fh: u64) {
         self.open.lock().remove(&fh);
     }
+
+    fn note_plus_listing(&self, id: u64) {
+        let now = Instant::now();
+        let mut listed = self.plus_listed.lock();
+        if listed.len() >= PLUS_LISTED_PRUNE {
+            listed.retain(|_, at| now.duration_since(*at) < attr::TTL);
+        }
+        listed.insert(id, now);
+    }
+
+    /// Whether the kernel got this dir's entries with attributes recently enough that they
+    /// are still valid while a listing is read and each entry looked at.
+    fn plus_listed_recently(&self, id: u64) -> bool {
+        self.plus_listed
+            .lock()
+            .get(&id)
+            .is_some_and(|at| at.elapsed() < attr::LISTING_REUSE)
+    }
 }
 
 /// One entry to emit: its name, the offset *after* it, and (for plain readdir) ino and type.
@@ -59,24 +85,36 @@ struct Emit<'a> {
     next_offset: u64,
     ino: u64,
     kind: FileType,
-}
-
-/// How the kernel may cache a listing. A backing dir's listing is kept in the kernel's page
-/// cache across opens (a warm session picker then costs no READDIR at all). It stays
-/// coherent: a change through this profile resets it; one through another profile resets it
-/// through `Coherence::entry_changed` (which bumps the dir's version); and one behind the
-/// mount changes the dir's mtime, which the kernel checks (FUSE_AUTO_INVAL_DATA) once the
-/// attributes expire, at the start of every listing. The virtual dirs are built per listing.
-pub(super) fn cache_flags(inode: &Inode) -> FopenFlags {
-    match inode.role {
-        Role::Plain | Role::Routed(..) => {
-            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-        }
-        _ => FopenFlags::empty(),
-    }
+    /// The backing inode number getdents gave (backing dirs only).
+    d_ino: Option<u64>,
 }
 
 impl CcsFs {
+    /// How the kernel may cache a listing. A backing dir's listing is kept in the kernel's
+    /// page cache across opens (FOPEN_CACHE_DIR): a warm session picker then costs no READDIR
+    /// at all. It stays coherent: a change through this profile resets it; one through
+    /// another profile resets it through `Coherence::entry_changed` (which bumps the dir's
+    /// version); and one behind the mount changes the dir's mtime, which the kernel checks
+    /// (FUSE_AUTO_INVAL_DATA) once the attributes expire, at the start of every listing.
+    ///
+    /// But a cached listing carries no attributes, so once its entries' attributes have
+    /// expired (`TTL`) every name the reader then looks at costs a LOOKUP round trip of its
+    /// own: a session picker over transcripts made minutes ago paid one per file. So the
+    /// cached listing is kept (FOPEN_KEEP_CACHE) only while the kernel's copy of the entries
+    /// is fresh (a READDIRPLUS from offset 0 less than `LISTING_REUSE` ago); otherwise the
+    /// open drops it and the kernel reads the dir again with READDIRPLUS, a dir's worth of
+    /// entries and attributes per request, filling the cache anew.
+    /// The virtual dirs are built per listing.
+    pub(super) fn dir_cache_flags(&self, inode: &Inode) -> FopenFlags {
+        match inode.role {
+            Role::Plain | Role::Routed(..) if self.dirs.plus_listed_recently(inode.id) => {
+                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
+            }
+            Role::Plain | Role::Routed(..) => FopenFlags::FOPEN_CACHE_DIR,
+            _ => FopenFlags::empty(),
+        }
+    }
+
     pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
         let state = match inode.role {
             Role::Plain | Role::Routed(..) => {
@@ -117,6 +155,7 @@ impl CcsFs {
                             next_offset: d.next_offset,
                             ino: self.inodes.listing_ino(key),
                             kind: attr::dtype_file_type(d.dtype),
+                            d_ino: Some(d.ino),
                         };
                         if emit(e) {
                             return Ok(());
@@ -136,6 +175,7 @@ impl CcsFs {
                         next_offset: i as u64 + 1,
                         ino: l.ino,
                         kind: l.kind,
+                        d_ino: None,
                     };
                     if emit(e) {
                         break;
@@ -167,6 +207,9 @@ impl CcsFs {
             Ok(a) => a,
             Err(e) => return reply.error(e),
         };
+        if offset == 0 && matches!(inode.role, Role::Plain | Role::Routed(..)) {
+            self.dirs.note_plus_listing(inode.id);
+        }
         let r = self.walk_dir(inode, fh, offset, |e| {
             if e.name == "." || e.name == ".." {
                 // The kernel links no dentry for these; the attributes only feed the dirent.
@@ -183,7 +226,7 @@ impl CcsFs {
                     fuser::Generation(0),
                 );
             }
-            let Ok((child, attr)) = self.lookup_child(inode, e.name) else {
+            let Ok((child, attr)) = self.plus_entry(inode, e.name, e.d_ino) else {
                 return false; // gone since the listing was read
             };
             let full = reply.add(
@@ -203,6 +246,38 @@ impl CcsFs {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
         }
+    }
+
+    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir, a file
+    /// the table does not know (by the inode number getdents gave) is opened at once and its
+    /// attributes read through the new fd: a cold listing after the kernel dropped its nodes
+    /// then costs two syscalls an entry, not the lookup's three (statx by name first, to find
+    /// known files without an open). A wrong guess only costs speed: `remember` counts a file
+    /// it already holds as a lookup of that node, and drops the new fd.
+    fn plus_entry(
+        &self,
+        parent: &Arc<Inode>,
+        name: &OsStr,
+        d_ino: Option<u64>,
+    ) -> SysResult<(Arc<Inode>, fuser::FileAttr)> {
+        if let (Role::Plain, Some(ino)) = (parent.role, d_ino) {
+            let key = Key {
+                view: parent.key.view,
+                dev: parent.key.dev,
+                ino,
+            };
+            if self.inodes.find(key).is_none() {
+                let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
+                return self.remember(
+                    fd,
+                    parent.key.view,
+                    parent.tree,
+                    Role::Plain,
+                    Some((parent.clone(), name.to_os_string())),
+                );
+            }
+        }
+        self.lookup_child(parent, name)
     }
 
     /// The listing of a virtual dir: `.`, `..`, then the profiles (mount root) or the routed

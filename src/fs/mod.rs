@@ -658,7 +658,7 @@ impl Filesystem for CcsFs {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.inode(ino).and_then(|i| Ok((self.open_dir(&i)?, i))) {
-            Ok((fh, i)) => reply.opened(FileHandle(fh), dirs::cache_flags(&i)),
+            Ok((fh, i)) => reply.opened(FileHandle(fh), self.dir_cache_flags(&i)),
             Err(e) => reply.error(e),
         }
     }
