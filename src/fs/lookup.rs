@@ -1,7 +1,8 @@
 //! Name resolution: where a child of a node lives. This is where the routing table is applied,
 //! once per lookup: profile names at the mount root, routed names at a profile root, and plain
-//! `*at()` lookups below. Also the guard that keeps the virtual names (profiles, routes, lock
-//! dirs) from being created, removed or renamed away.
+//! `*at()` lookups below; and where the kernel may remember a miss (`negative_ttl`). Also the
+//! guard that keeps the virtual names (profiles, routes, lock dirs) from being created,
+//! removed or renamed away.
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
