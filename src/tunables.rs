@@ -13,6 +13,13 @@ use std::time::Duration;
 /// anyway (`fs::coherence`).
 pub const ATTR_TTL: Duration = Duration::from_secs(1);
 
+/// How long the kernel may remember that a name does not exist (a negative dentry,
+/// `fs::lookup`). Claude looks a new transcript's name up three times before it creates it,
+/// and a project dir's name before `mkdir`; each remembered miss saves a LOOKUP round trip.
+/// A create through any profile drops the miss at once (`fs::coherence`); a name made behind
+/// the mount shows after at most this long, so it must not exceed `ATTR_TTL`.
+pub const NEGATIVE_TTL: Duration = ATTR_TTL;
+
 /// How long an operation that changed a shared file waits for the notifier thread to
 /// invalidate the other profiles' caches (`fs::coherence`). Longer: under contention another
 /// profile is more surely coherent when this reply goes out. Shorter: a contended change
@@ -152,3 +159,4 @@ const _: () = assert!(MOUNT_STARTUP_WAIT.as_secs() > MOUNT_STARTUP_LIMIT.as_secs
 const _: () = assert!(LOCK_FDS_MIN >= 1 && LOCK_FDS_MIN <= LOCK_FDS_MAX);
 const _: () = assert!(FD_BUDGET_NUMERATOR < FD_BUDGET_DENOMINATOR && FD_BUDGET_MIN >= 1);
 const _: () = assert!(LOCK_RENEWALS >= 2);
+const _: () = assert!(NEGATIVE_TTL.as_nanos() <= ATTR_TTL.as_nanos());

@@ -1,7 +1,8 @@
 //! Name resolution: where a child of a node lives. This is where the routing table is applied,
 //! once per lookup: profile names at the mount root, routed names at a profile root, and plain
-//! `*at()` lookups below. Also the guard that keeps the virtual names (profiles, routes, lock
-//! dirs) from being created, removed or renamed away.
+//! `*at()` lookups below; and where the kernel may remember a miss (`negative_ttl`). Also the
+//! guard that keeps the virtual names (profiles, routes, lock dirs) from being created,
+//! removed or renamed away.
 
 use std::ffi::OsStr;
 use std::os::fd::AsFd;
@@ -160,6 +161,24 @@ impl CcsFs {
             _ => Some((parent.clone(), name.to_os_string())),
         };
         self.remember(fd, parent.key.view, tree, role, link)
+    }
+
+    /// How long the kernel may remember that `name` is missing in `parent` (a negative entry),
+    /// or None to answer a plain ENOENT. Everywhere but the mount root: a miss there makes the
+    /// daemon look at config.yaml (an account CCS has just made must appear at once), and a
+    /// profile's `<p>.lock` dir comes and goes with every config write. Not in the root of a
+    /// profile that is no longer served. Elsewhere a create, mkdir, mknod, symlink, link or
+    /// rename through this profile replaces the kernel's negative entry itself; through
+    /// another profile it is dropped with the other views' entries (`touched_entry`, and
+    /// `shared_file_replaced` for a shared file's route); re-routing a profile drops its routed
+    /// names (`live`). A name made behind the mount shows once the TTL (≤ the attribute TTL)
+    /// has passed.
+    pub(super) fn negative_ttl(&self, parent: &Inode) -> Option<std::time::Duration> {
+        match parent.role {
+            Role::MountRoot => None,
+            Role::ProfileRoot(i) if !self.topo().views.get(i).is_some_and(|v| v.active) => None,
+            _ => Some(crate::tunables::NEGATIVE_TTL),
+        }
     }
 
     /// A plain child: one `fstatat`, and only a file the table does not know yet is opened.

@@ -369,12 +369,18 @@ impl Filesystem for CcsFs {
     }
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
-        self.reply_entry(
-            reply,
-            self.inode(parent)
-                .and_then(|p| self.lookup_child(&p, name))
-                .map(|(_, a)| a),
-        );
+        let parent = match self.inode(parent) {
+            Ok(p) => p,
+            Err(e) => return reply.error(e),
+        };
+        match self.lookup_child(&parent, name) {
+            // A miss the kernel may remember (see `negative_ttl`).
+            Err(e) if e == Errno::ENOENT => match self.negative_ttl(&parent) {
+                Some(ttl) => reply.entry(&ttl, &attr::negative(), Generation(0)),
+                None => reply.error(e),
+            },
+            r => self.reply_entry(reply, r.map(|(_, a)| a)),
+        }
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
