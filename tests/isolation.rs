@@ -11,8 +11,9 @@ mod sys;
 
 use std::fs;
 use std::os::unix::fs::{MetadataExt, symlink};
+use std::time::Duration;
 
-use common::{Ccs, THREE_PROFILES, write_private};
+use common::{Ccs, THREE_PROFILES, wait_until, write_private};
 use sys::{expect_errno, mode, names};
 
 const CREDS: &str = ".credentials.json";
@@ -109,6 +110,14 @@ fn a_shared_symlink_to_credentials_is_refused() {
     .unwrap();
     for p in ["work", "personal"] {
         let path = ccs.profile(p).join("projects/creds");
+        // The refused symlink() above left the kernel remembering that `creds` was missing (a
+        // negative entry, up to 1 s); a name made behind the mount shows once that expires.
+        assert!(
+            wait_until(Duration::from_secs(3), || fs::symlink_metadata(&path)
+                .is_ok()),
+            "{} never appeared",
+            path.display()
+        );
         expect_errno(
             fs::read(&path),
             libc::EPERM,
