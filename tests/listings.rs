@@ -101,7 +101,23 @@ fn daemon_fds(pid: i32) -> usize {
 fn readdirplus_entries_are_forgotten_exactly() {
     prereq::require_root();
     let ccs = Ccs::new(Some(THREE_PROFILES));
-    let _m = ccs.mount();
+    // The daemon's fds are the probe (one O_PATH fd per node it holds), so this mount keeps
+    // them even in the `--fd-budget 0` pass; every other mount argument of the pass applies.
+    let env = std::env::var("CCSFS_TEST_MOUNT_ARGS").unwrap_or_default();
+    let mut args = vec!["mount", ccs.mnt.to_str().unwrap()];
+    let mut it = env.split_whitespace();
+    while let Some(a) = it.next() {
+        match a {
+            "--fd-budget" => {
+                it.next();
+            }
+            a if a.starts_with("--fd-budget=") => {}
+            a => args.push(a),
+        }
+    }
+    let out = ccs.cli(&args);
+    assert!(out.status.success(), "mount: {out:?}");
+    let _m = common::Mounted { ccs: &ccs };
     let pid = ccs.daemon_pid().expect("daemon pid");
     let dir = ccs.profile("work").join("projects/-p");
     fs::create_dir_all(&dir).unwrap();
