@@ -132,15 +132,25 @@ pub fn run(layout: &Layout, profiles: &[Profile], opts: &Options) -> Result<Repo
     };
     let hidden = plan::hidden_entries(layout, profiles, dry_instance);
 
-    // The dry pass: decisions, counts, and the live writers in the way.
-    let mut dry = Engine::new(layout, false, &opts.mount_points, &hidden);
-    dry.bar = if opts.progress {
-        spinner()
-    } else {
-        ProgressBar::hidden()
+    // The dry pass: decisions, counts, and the live writers in the way. A lock whose owner
+    // has just exited lasts until its daemon sees the owner's last write handle closed (the
+    // kernel's RELEASE comes asynchronously): wait that out, as a writer through the mount would.
+    let drained_by = std::time::Instant::now() + crate::tunables::LOCK_DRAIN_WAIT;
+    let (dry, sources) = loop {
+        let mut dry = Engine::new(layout, false, &opts.mount_points, &hidden);
+        dry.bar = if opts.progress {
+            spinner()
+        } else {
+            ProgressBar::hidden()
+        };
+        let sources: Vec<SourceReport> = hidden.iter().map(|h| dry.source(h)).collect();
+        dry.bar.finish_and_clear();
+        let draining = !dry.held.is_empty() && dry.held.iter().all(|(_, h)| h.draining);
+        if !draining || std::time::Instant::now() >= drained_by {
+            break (dry, sources);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
     };
-    let sources: Vec<SourceReport> = hidden.iter().map(|h| dry.source(h)).collect();
-    dry.bar.finish_and_clear();
     if let Some((path, holder)) = dry.held.first() {
         let more = match dry.held.len() {
             1 => String::new(),

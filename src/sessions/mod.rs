@@ -92,6 +92,10 @@ pub struct Holder {
     pub profile: String,
     pub pid: u32,
     pub host: String,
+    /// The owner has exited and the lock lasts only until its granting daemon sees the last
+    /// write handle it opened closed (within `tunables::LOCK_DRAIN_WAIT`, as a rule).
+    #[serde(skip)]
+    pub draining: bool,
 }
 
 impl std::fmt::Display for Holder {
@@ -117,6 +121,8 @@ pub fn holders(
                         profile: r.profile.clone(),
                         pid: r.owner.pid,
                         host: r.host.name.clone(),
+                        draining: r.host == crate::locks::this_host()
+                            && !crate::procs::is_alive(r.owner),
                     },
                 ),
             )
