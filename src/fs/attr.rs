@@ -69,25 +69,23 @@ pub fn to_attr(st: &libc::stat, ino: u64) -> FileAttr {
 /// The attributes of a negative entry: node id 0 tells the kernel "no such name" while the
 /// entry's TTL lets it remember that (a plain ENOENT is forgotten at once). Only the id is
 /// read; the rest is a valid regular file's so that no kernel check trips on it.
-pub fn negative() -> FileAttr {
-    FileAttr {
-        ino: INodeNo(0),
-        size: 0,
-        blocks: 0,
-        atime: UNIX_EPOCH,
-        mtime: UNIX_EPOCH,
-        ctime: UNIX_EPOCH,
-        crtime: UNIX_EPOCH,
-        kind: FileType::RegularFile,
-        perm: 0,
-        nlink: 0,
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 0,
-        flags: 0,
-    }
-}
+pub const NEGATIVE: FileAttr = FileAttr {
+    ino: INodeNo(0),
+    size: 0,
+    blocks: 0,
+    atime: UNIX_EPOCH,
+    mtime: UNIX_EPOCH,
+    ctime: UNIX_EPOCH,
+    crtime: UNIX_EPOCH,
+    kind: FileType::RegularFile,
+    perm: 0,
+    nlink: 0,
+    uid: 0,
+    gid: 0,
+    rdev: 0,
+    blksize: 0,
+    flags: 0,
+};
 
 /// A FUSE time argument as a timespec for utimensat (None → UTIME_OMIT).
 pub fn timespec(t: Option<fuser::TimeOrNow>) -> libc::timespec {

@@ -376,7 +376,7 @@ impl Filesystem for CcsFs {
         match self.lookup_child(&parent, name) {
             // A miss the kernel may remember (see `negative_ttl`).
             Err(e) if e == Errno::ENOENT => match self.negative_ttl(&parent) {
-                Some(ttl) => reply.entry(&ttl, &attr::negative(), Generation(0)),
+                Some(ttl) => reply.entry(&ttl, &attr::NEGATIVE, Generation(0)),
                 None => reply.error(e),
             },
             r => self.reply_entry(reply, r.map(|(_, a)| a)),
