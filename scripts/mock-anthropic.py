@@ -6,15 +6,20 @@ says how much history it received: "mock reply: user turns=N", where N counts th
 with text in the request. A resumed session therefore proves that its history arrived.
 A prompt containing "mock:todo" is answered first with a TodoWrite tool call (so that the
 client writes its todos/ dir), then, once the tool result comes back, with the text reply.
-count_tokens and every other endpoint answer with small JSON. Each request is appended as one
+count_tokens and every other endpoint answer with small JSON. A request whose API key (the
+x-api-key header, or Authorization: Bearer) is one given with --quota-key is refused as an
+account over its quota would be: HTTP 429, a `rate_limit_error` body, `retry-after` and the
+`anthropic-ratelimit-unified-*` headers naming the reset time (--reset-in seconds from now). Each request is appended as one
 JSON line to the log file given by --log (for the tests to inspect): its path, model, the number
 of user turns and their texts (each cut at 200 characters).
 
-Usage: mock-anthropic.py --port-file FILE [--log FILE]   (binds 127.0.0.1 on a free port)
+Usage: mock-anthropic.py --port-file FILE [--log FILE] [--quota-key KEY]... [--reset-in SECONDS]
+(binds 127.0.0.1 on a free port)
 """
 import argparse
 import json
 import threading
+import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -52,6 +57,8 @@ def user_texts(body):
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     log_path = None
+    quota_keys = frozenset()
+    reset_in = 3600
 
     def log_message(self, *args):
         pass
@@ -60,6 +67,21 @@ class Handler(BaseHTTPRequestHandler):
         data = json.dumps(obj).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+    def send_quota_error(self):
+        reset = int(time.time()) + self.reset_in
+        data = json.dumps({"type": "error", "error": {
+            "type": "rate_limit_error",
+            "message": "This request would exceed your account's rate limit. Please try again later."}}).encode()
+        self.send_response(429)
+        self.send_header("content-type", "application/json")
+        self.send_header("retry-after", str(self.reset_in))
+        self.send_header("anthropic-ratelimit-unified-status", "rejected")
+        self.send_header("anthropic-ratelimit-unified-reset", str(reset))
+        self.send_header("anthropic-ratelimit-unified-representative-claim", "five_hour")
         self.send_header("content-length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
@@ -80,11 +102,19 @@ class Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = {}
         path = self.path.split("?")[0]
+        key = self.headers.get("x-api-key") or ""
+        auth = self.headers.get("authorization") or ""
+        if not key and auth.lower().startswith("bearer "):
+            key = auth[7:].strip()
+        over = key in self.quota_keys and path.endswith("/v1/messages")
         if self.log_path:
             with LOCK, open(self.log_path, "a") as f:
                 f.write(json.dumps({"path": path, "user_turns": user_turns(body),
                                     "model": body.get("model"), "stream": body.get("stream"),
+                                    "key_tail": key[-6:], "status": 429 if over else 200,
                                     "user_texts": user_texts(body)}) + "\n")
+        if over:
+            return self.send_quota_error()
         if path.endswith("/count_tokens"):
             return self.send_json({"input_tokens": 1})
         if not path.endswith("/v1/messages"):
@@ -143,8 +173,12 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port-file", required=True)
     ap.add_argument("--log")
+    ap.add_argument("--quota-key", action="append", default=[])
+    ap.add_argument("--reset-in", type=int, default=3600)
     args = ap.parse_args()
     Handler.log_path = args.log
+    Handler.quota_keys = frozenset(args.quota_key)
+    Handler.reset_in = args.reset_in
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     with open(args.port_file, "w") as f:
         f.write(str(server.server_address[1]))
