@@ -4,6 +4,7 @@
 pub mod ccs_lock;
 pub mod config;
 pub mod doctor;
+pub mod failover;
 pub mod fs;
 pub mod fstab;
 pub mod fusermount;

@@ -29,6 +29,16 @@ struct Cli {
     cmd: Cmd,
 }
 
+#[derive(Subcommand, Debug)]
+enum CooldownCmd {
+    /// Forget PROFILE's cool-down (it is tried again at the next run), or every one with --all
+    Clear {
+        profile: Option<String>,
+        #[arg(long)]
+        all: bool,
+    },
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Mount every profile under MOUNT_POINT/<profile> (default: <ccs-dir>/mnt)
@@ -112,9 +122,31 @@ enum Cmd {
     )]
     Shim,
     /// Run a command with CLAUDE_CONFIG_DIR set to PROFILE's dir in the mount (mounts if needed)
+    #[command(
+        long_about = "Run a command with CLAUDE_CONFIG_DIR set to PROFILE's dir in the mount \
+        (mounting it if needed).\n\n\
+        With --failover (or PROFILE in the `failover: order` of <ccs-dir>/ccsfs/config.yaml), \
+        when claude is refused for its account's limit (HTTP 429), the same session goes on \
+        under the next profile of the group that is not cooling down: `claude --resume \
+        <session>` in the same dir and terminal. A headless run (-p) re-runs the turn and \
+        prints only that run's output; an interactive one is ended and resumed with the refused \
+        prompt. A profile that hit its limit cools down until the reset time Claude names \
+        (else `cooldown_minutes`, default 60); `ccsfs status` and `ccsfs cooldown` show it."
+    )]
     Run {
         /// Account name or instance dir name
         profile: String,
+        /// Go on under these profiles (of PROFILE's group, in order) when an account hits its limit
+        #[arg(
+            long,
+            value_delimiter = ',',
+            value_name = "P1,P2",
+            conflicts_with = "no_failover"
+        )]
+        failover: Option<Vec<String>>,
+        /// Do not fail over, even when the settings' `failover: order` names PROFILE
+        #[arg(long)]
+        no_failover: bool,
         /// The command and its arguments, passed on unchanged
         #[arg(
             required = true,
@@ -123,6 +155,11 @@ enum Cmd {
             value_name = "CMD"
         )]
         cmd: Vec<OsString>,
+    },
+    /// Show which profiles are cooling down after hitting their limit, or forget one
+    Cooldown {
+        #[command(subcommand)]
+        action: Option<CooldownCmd>,
     },
     /// Print `export CLAUDE_CONFIG_DIR=<ccs-dir>/mnt/<dir>` for PROFILE (does not mount)
     #[command(
@@ -561,7 +598,17 @@ fn run(cli: Cli) -> Result<(), String> {
             println!("{}", launch::install_shim(&layout)?.display());
             Ok(())
         }
-        Cmd::Run { profile, cmd } => match launch::run(&layout, &profile, &cmd)? {},
+        Cmd::Run {
+            profile,
+            failover,
+            no_failover,
+            cmd,
+        } => {
+            let code =
+                ccsfs::failover::run(&layout, &profile, failover.as_deref(), no_failover, &cmd)?;
+            std::process::exit(code)
+        }
+        Cmd::Cooldown { action } => cooldown(&layout, action),
         Cmd::Env { profile, json } => {
             let text = launch::env_text(&layout, &profile, json)?;
             if let Some(note) = launch::mount_note(&layout) {
@@ -575,6 +622,48 @@ fn run(cli: Cli) -> Result<(), String> {
 }
 
 /// `ccsfs doctor`: the report on stdout; a failure left makes the exit status 1.
+/// `ccsfs cooldown`: list the cool-downs, or forget one (or all).
+fn cooldown(layout: &Layout, action: Option<CooldownCmd>) -> Result<(), String> {
+    use ccsfs::failover::{cooling, when};
+    let now = jiff::Timestamp::now().as_second();
+    match action {
+        None => {
+            let state = cooling::load(&layout.ccs_dir);
+            let mut any = false;
+            for (dir, c) in state.profiles.iter().filter(|(_, c)| c.until > now) {
+                any = true;
+                println!(
+                    "{dir}: cooling down until {} ({})",
+                    when(c.until),
+                    c.message
+                );
+            }
+            if !any {
+                println!("no profile is cooling down");
+            }
+            Ok(())
+        }
+        Some(CooldownCmd::Clear { profile, all }) => {
+            let dir = match (&profile, all) {
+                (Some(p), false) => {
+                    let profiles =
+                        config::load_profiles(&layout.ccs_dir).map_err(|e| e.to_string())?;
+                    Some(ccsfs::launch::decide::resolve_profile(&profiles, p)?.1)
+                }
+                (None, true) => None,
+                _ => {
+                    return Err(
+                        "name one profile, or --all; e.g. `ccsfs cooldown clear work`".into(),
+                    );
+                }
+            };
+            let n = cooling::clear(&layout.ccs_dir, dir.as_deref(), now)?;
+            println!("forgot {n} cool-down{}", if n == 1 { "" } else { "s" });
+            Ok(())
+        }
+    }
+}
+
 fn doctor(layout: Layout, fix: bool, json: bool) -> Result<(), String> {
     use ccsfs::doctor;
     let findings = doctor::run(&doctor::Ctx::new(layout, fix));

@@ -7,7 +7,11 @@
 //! trash:
 //!   keep_days: 30   # how long a deleted shared transcript stays restorable
 //!   max_mb: 1024    # at most this much trash per group store; the oldest goes first
+//! failover:         # `ccsfs run`: when an account hits its limit, go on under the next
+//!   order: [work, personal, spare]   # (of the same group, after the one that ran)
+//!   cooldown_minutes: 60             # when Claude's message names no reset time
 //! ```
+//! (`failover: [work, personal]` is the order alone.)
 
 use std::path::{Path, PathBuf};
 
@@ -18,12 +22,70 @@ use serde::Deserialize;
 pub const DEFAULT_KEEP_DAYS: u64 = 30;
 /// Per group store.
 pub const DEFAULT_MAX_MB: u64 = 1024;
+/// How long an account that hit its limit is passed over when Claude Code's message names no
+/// reset time (an API key's rate limit says "try again later").
+pub const DEFAULT_COOLDOWN_MINUTES: u64 = 60;
 
 /// Everything in `<ccs-dir>/ccsfs/config.yaml`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(default)]
 pub struct Settings {
     pub trash: TrashSettings,
+    pub failover: FailoverSettings,
+}
+
+/// `failover:`: the order `ccsfs run` goes on in when no `--failover` is given, and the
+/// cooldown of an account whose reset time is not known.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(from = "FailoverForm")]
+pub struct FailoverSettings {
+    /// Profiles (account or instance dir names), in failover order.
+    pub order: Vec<String>,
+    pub cooldown_minutes: u64,
+}
+
+impl Default for FailoverSettings {
+    fn default() -> FailoverSettings {
+        FailoverSettings {
+            order: Vec::new(),
+            cooldown_minutes: DEFAULT_COOLDOWN_MINUTES,
+        }
+    }
+}
+
+/// Either spelling of `failover:`: a list (the order alone) or a section.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum FailoverForm {
+    Order(Vec<String>),
+    Section {
+        #[serde(default)]
+        order: Vec<String>,
+        #[serde(default = "default_cooldown")]
+        cooldown_minutes: u64,
+    },
+}
+
+fn default_cooldown() -> u64 {
+    DEFAULT_COOLDOWN_MINUTES
+}
+
+impl From<FailoverForm> for FailoverSettings {
+    fn from(f: FailoverForm) -> FailoverSettings {
+        match f {
+            FailoverForm::Order(order) => FailoverSettings {
+                order,
+                ..FailoverSettings::default()
+            },
+            FailoverForm::Section {
+                order,
+                cooldown_minutes,
+            } => FailoverSettings {
+                order,
+                cooldown_minutes,
+            },
+        }
+    }
 }
 
 /// `trash:`: how long and how much of the shared deletions is kept (see `crate::trash`).
@@ -76,7 +138,7 @@ pub fn parse(text: &str, file: &Path) -> Result<Settings, String> {
 fn bad(file: &Path, e: &dyn std::fmt::Display) -> String {
     let why = e.to_string().replace('\n', " ");
     format!(
-        "{}: {why}; fix or remove the file (settings: trash: keep_days: N, max_mb: N)",
+        "{}: {why}; fix or remove the file (settings: trash: keep_days: N, max_mb: N; failover: order: [profiles], cooldown_minutes: N)",
         file.display()
     )
 }
@@ -134,8 +196,26 @@ mod tests {
 
     #[test]
     fn unknown_keys_are_ignored() {
-        let s = p("failover:\n  order: [a, b]\ntrash:\n  keep_days: 7\n  colour: red\n").unwrap();
+        let s = p("later:\n  order: [a, b]\ntrash:\n  keep_days: 7\n  colour: red\n").unwrap();
         assert_eq!(s.trash.keep_days, 7);
+    }
+
+    #[test]
+    fn failover_both_forms() {
+        let s = p("failover: [work, personal]\n").unwrap();
+        assert_eq!(s.failover.order, ["work", "personal"]);
+        assert_eq!(s.failover.cooldown_minutes, DEFAULT_COOLDOWN_MINUTES);
+        let s = p("failover:\n  order: [a, b]\n  cooldown_minutes: 5\n").unwrap();
+        assert_eq!(s.failover.order, ["a", "b"]);
+        assert_eq!(s.failover.cooldown_minutes, 5);
+        let s = p("failover:\n  cooldown_minutes: 5\n").unwrap();
+        assert!(s.failover.order.is_empty());
+        assert_eq!(
+            p("trash: {}\n").unwrap().failover,
+            FailoverSettings::default()
+        );
+        let e = p("failover: personal\n").unwrap_err();
+        assert!(e.contains("failover: order:"), "{e}");
     }
 
     #[test]

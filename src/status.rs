@@ -128,6 +128,11 @@ pub struct ProfileStatus {
     pub routes: Vec<(String, String)>,
     /// Instance entries hidden by a route.
     pub notes: Vec<String>,
+    /// Unix seconds until which the account is cooling down after hitting its limit (see
+    /// `failover`), or None.
+    pub cooling_until: Option<i64>,
+    /// What Claude Code said when it hit the limit.
+    pub cooling_message: Option<String>,
 }
 
 /// What `status` shows: the daemon's own view when it runs (its run file), else the config's.
@@ -176,6 +181,8 @@ pub fn collect(
                         instance: layout.instance(&s.dir).display().to_string(),
                         routes: s.routes.clone(),
                         notes: routes,
+                        cooling_until: None,
+                        cooling_message: None,
                     }
                 })
                 .collect();
@@ -195,6 +202,15 @@ pub fn collect(
             profiles.as_ref().err().cloned(),
         ),
     };
+    let mut shown = shown;
+    let cooling = crate::failover::cooling::load(&layout.ccs_dir);
+    let now = jiff::Timestamp::now().as_second();
+    for p in &mut shown {
+        if let Some(c) = cooling.active(&p.dir, now) {
+            p.cooling_until = Some(c.until);
+            p.cooling_message = Some(c.message.clone());
+        }
+    }
     let profiles_for_locks: Vec<Profile> = profiles.map(<[Profile]>::to_vec).unwrap_or_default();
     Status {
         mount_point: mount_point.display().to_string(),
@@ -224,6 +240,8 @@ fn config_view(layout: &Layout, p: &Profile, present: &[&str]) -> ProfileStatus 
             .map(|r| (r.name.to_string(), r.target.display().to_string()))
             .collect(),
         notes: hidden_entries(&routes),
+        cooling_until: None,
+        cooling_message: None,
     }
 }
 
@@ -293,6 +311,28 @@ pub fn render(st: &Status) -> String {
         }
         for n in &p.notes {
             let _ = writeln!(s, "    note: {n}");
+        }
+    }
+    if !st.profiles.is_empty() {
+        let _ = writeln!(s, "limits:");
+    }
+    for p in &st.profiles {
+        match (p.cooling_until, &p.cooling_message) {
+            (Some(until), msg) => {
+                let said = msg
+                    .as_deref()
+                    .map(|m| format!(" ({m})"))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    s,
+                    "  {}: cooling down until {}{said}; `ccsfs run` fails over past it",
+                    p.dir,
+                    crate::failover::when(until)
+                );
+            }
+            (None, _) => {
+                let _ = writeln!(s, "  {}: ready", p.dir);
+            }
         }
     }
     if st.locks.is_empty() {
