@@ -1,0 +1,376 @@
+//! `ccsfs run --failover` with real mounts and real processes, where no claude is needed: chains
+//! outside the group are refused before anything runs, a cooling profile is passed over (and
+//! said so), every profile cooling ends with the first reset named and exit status 1, the
+//! settings' `failover:` order, `--no-failover`, the note on a cooling profile without
+//! failover, exit statuses and signals passed through the supervisor, a headless run's stdout
+//! and stdin, `ccsfs cooldown` and `ccsfs status`. The 429 itself, with the real claude, is
+//! tests/failover.rs (scripts/e2e-failover.sh).
+
+mod common;
+
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Ccs, Mounted, bin, stderr, stdout};
+
+const CONFIG: &str = "\
+version: 13
+accounts:
+  work:
+    context_mode: shared
+    context_group: team
+  personal:
+    context_mode: shared
+    context_group: team
+  spare:
+    context_mode: shared
+    context_group: team
+  solo:
+    context_mode: isolated
+";
+
+/// A CCS dir mounted at its default mount point by the first `ccsfs run`.
+fn setup() -> Ccs {
+    let mut ccs = Ccs::new(Some(CONFIG));
+    ccs.mnt = ccs.ccs.join("mnt");
+    std::fs::create_dir_all(&ccs.mnt).unwrap();
+    for p in ["work", "personal", "spare", "solo"] {
+        std::fs::create_dir_all(ccs.instance(p)).unwrap();
+    }
+    ccs
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Writes `<ccs>/ccsfs/cooling.json` with these (profile, until) entries.
+fn cool(ccs: &Ccs, entries: &[(&str, i64)]) {
+    let profiles: serde_json::Map<String, serde_json::Value> = entries
+        .iter()
+        .map(|(p, until)| {
+            (
+                p.to_string(),
+                serde_json::json!({"until": until, "since": now(), "reset_from_message": true,
+                    "message": "You've hit your session limit · resets 5am (UTC)", "session": null}),
+            )
+        })
+        .collect();
+    std::fs::create_dir_all(ccs.ccs.join("ccsfs")).unwrap();
+    std::fs::write(
+        ccs.ccs.join("ccsfs/cooling.json"),
+        serde_json::to_vec(&serde_json::json!({ "profiles": profiles })).unwrap(),
+    )
+    .unwrap();
+}
+
+fn run(ccs: &Ccs, args: &[&str]) -> Output {
+    let mut c = Command::new(bin());
+    c.arg("--ccs-dir").arg(&ccs.ccs).arg("run").args(args);
+    c.env_remove("CLAUDE_CONFIG_DIR").stdin(Stdio::null());
+    c.output().expect("run ccsfs run")
+}
+
+const SHOW_DIR: &str = "printf %s \"$CLAUDE_CONFIG_DIR\"";
+
+#[test]
+fn chains_outside_the_group_are_refused_and_nothing_runs() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let marker = ccs.tmp.path().join("ran");
+    let m = marker.to_str().unwrap();
+    for (args, needle) in [
+        (
+            vec!["work", "--failover", "personal,solo"],
+            "solo is not in work's context group team (no group), so the session would not be found there",
+        ),
+        (
+            vec!["solo", "--failover", "work"],
+            "solo: it shares no context group",
+        ),
+        (
+            vec!["work", "--failover", "nobody"],
+            "unknown profile `nobody`",
+        ),
+    ] {
+        let mut a = args.clone();
+        a.extend(["--", "touch", m]);
+        let out = run(&ccs, &a);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{err}");
+        assert!(err.starts_with("ccsfs: "), "{err}");
+        assert!(!marker.exists(), "{args:?} ran the command");
+    }
+    let out = run(
+        &ccs,
+        &[
+            "work",
+            "--failover",
+            "personal",
+            "--no-failover",
+            "--",
+            "true",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+#[test]
+fn a_cooling_profile_is_passed_over_and_status_shows_it() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let until = now() + 3600;
+    cool(&ccs, &[("work", until)]);
+    let out = run(
+        &ccs,
+        &[
+            "work",
+            "--failover",
+            "personal,spare",
+            "--",
+            "sh",
+            "-c",
+            SHOW_DIR,
+        ],
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ccs.mnt.join("personal").to_str().unwrap());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ccsfs: work is cooling down until ")
+            && err.contains("; starting under personal"),
+        "{err}"
+    );
+
+    let st = ccs.cli(&["status"]);
+    let text = stdout(&st);
+    assert!(text.contains("limits:\n"), "{text}");
+    assert!(text.contains("  work: cooling down until "), "{text}");
+    assert!(
+        text.contains("(You've hit your session limit · resets 5am (UTC))"),
+        "{text}"
+    );
+    assert!(text.contains("  personal: ready\n"), "{text}");
+    let json: serde_json::Value =
+        serde_json::from_slice(&ccs.cli(&["status", "--json"]).stdout).unwrap();
+    let of = |dir: &str| {
+        json["profiles"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["dir"] == dir)
+            .unwrap()["cooling_until"]
+            .clone()
+    };
+    assert_eq!(of("work"), serde_json::json!(until));
+    assert_eq!(of("personal"), serde_json::Value::Null);
+
+    // Without failover: said, and run anyway.
+    let out = run(&ccs, &["work", "--", "sh", "-c", SHOW_DIR]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ccs.mnt.join("work").to_str().unwrap());
+    let err = stderr(&out);
+    assert!(
+        err.contains("ccsfs: note: work is cooling down until ")
+            && err.contains("running it anyway"),
+        "{err}"
+    );
+
+    // Past its reset, a profile is ready again.
+    cool(&ccs, &[("work", now() - 1)]);
+    let out = run(
+        &ccs,
+        &["work", "--failover", "personal", "--", "sh", "-c", SHOW_DIR],
+    );
+    assert_eq!(stdout(&out), ccs.mnt.join("work").to_str().unwrap());
+    assert_eq!(stderr(&out), "");
+}
+
+#[test]
+fn every_profile_cooling_names_the_first_reset_and_exits_1() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let marker = ccs.tmp.path().join("ran");
+    let t = now();
+    cool(
+        &ccs,
+        &[
+            ("work", t + 7200),
+            ("personal", t + 600),
+            ("spare", t + 3600),
+        ],
+    );
+    let out = run(
+        &ccs,
+        &[
+            "work",
+            "--failover",
+            "personal,spare",
+            "--",
+            "touch",
+            marker.to_str().unwrap(),
+        ],
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(!marker.exists());
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("every profile of this run is cooling down (work until "),
+        "{err}"
+    );
+    assert!(
+        err.contains("; the first resets at ") && err.contains(" (personal); run again then"),
+        "{err}"
+    );
+}
+
+#[test]
+fn the_settings_order_fails_over_without_the_flag() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    cool(&ccs, &[("work", now() + 3600), ("personal", now() + 3600)]);
+    std::fs::write(
+        ccs.ccs.join("ccsfs/config.yaml"),
+        "failover:\n  order: [solo, work, personal, spare]\n",
+    )
+    .unwrap();
+    let out = run(&ccs, &["work", "--", "sh", "-c", SHOW_DIR]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ccs.mnt.join("spare").to_str().unwrap());
+    // Off for one run.
+    let out = run(&ccs, &["work", "--no-failover", "--", "sh", "-c", SHOW_DIR]);
+    assert_eq!(stdout(&out), ccs.mnt.join("work").to_str().unwrap());
+    assert!(stderr(&out).contains("note: work is cooling down"));
+    // The short form, and a bad one named in one line.
+    std::fs::write(
+        ccs.ccs.join("ccsfs/config.yaml"),
+        "failover: [work, personal, spare]\n",
+    )
+    .unwrap();
+    let out = run(&ccs, &["work", "--", "sh", "-c", SHOW_DIR]);
+    assert_eq!(stdout(&out), ccs.mnt.join("spare").to_str().unwrap());
+    std::fs::write(ccs.ccs.join("ccsfs/config.yaml"), "failover: spare\n").unwrap();
+    let out = run(&ccs, &["work", "--", "true"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("config.yaml") && err.contains("failover: order:"),
+        "{err}"
+    );
+}
+
+#[test]
+fn exit_status_signals_stdout_and_stdin_pass_through_the_supervisor() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let chain = ["work", "--failover", "personal", "--"];
+    let with =
+        |cmd: &[&str]| -> Vec<String> { chain.iter().chain(cmd).map(|s| s.to_string()).collect() };
+    let runv = |args: Vec<String>| run(&ccs, &args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(runv(with(&["sh", "-c", "exit 7"])).status.code(), Some(7));
+    assert_eq!(
+        runv(with(&["sh", "-c", "kill -TERM $$"])).status.code(),
+        Some(143)
+    );
+    // A headless run that fails for anything but a 429 ends as it ended, its stdout given.
+    let out = runv(with(&["sh", "-c", "echo answer; exit 1", "-p"]));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stdout(&out), "answer\n");
+    assert_eq!(stderr(&out), "");
+
+    // Piped stdin reaches a headless run.
+    let mut c = Command::new(bin());
+    c.arg("--ccs-dir").arg(&ccs.ccs).arg("run");
+    c.args(with(&["sh", "-c", "cat", "-p"]));
+    let mut child = c
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"from stdin\n")
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(stdout(&out), "from stdin\n");
+
+    // SIGTERM to `ccsfs run` reaches the command; no failover follows.
+    let pidfile: PathBuf = ccs.tmp.path().join("child.pid");
+    let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
+    let mut c = Command::new(bin());
+    c.arg("--ccs-dir")
+        .arg(&ccs.ccs)
+        .arg("run")
+        .args(with(&["sh", "-c", &script]));
+    let mut sup = c.stdin(Stdio::null()).spawn().unwrap();
+    assert!(common::wait_until(Duration::from_secs(10), || pidfile.exists()));
+    let started = Instant::now();
+    // SAFETY: plain kill(2).
+    unsafe { libc::kill(sup.id() as i32, libc::SIGTERM) };
+    let status = sup.wait().unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(
+        status.code().or(status.signal().map(|s| 128 + s)),
+        Some(143)
+    );
+    let child: i32 = std::fs::read_to_string(&pidfile)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(common::wait_until(Duration::from_secs(5), || {
+        common::process_gone(child)
+    }));
+}
+
+#[test]
+fn cooldown_lists_and_clears() {
+    let ccs = setup();
+    let out = ccs.cli(&["cooldown"]);
+    assert_eq!(stdout(&out), "no profile is cooling down\n");
+    cool(
+        &ccs,
+        &[
+            ("work", now() + 3600),
+            ("personal", now() + 60),
+            ("spare", now() - 5),
+        ],
+    );
+    let text = stdout(&ccs.cli(&["cooldown"]));
+    assert!(
+        text.contains("personal: cooling down until ")
+            && text.contains("work: cooling down until "),
+        "{text}"
+    );
+    assert!(!text.contains("spare"), "{text}");
+    assert_eq!(
+        stdout(&ccs.cli(&["cooldown", "clear", "WORK"])),
+        "forgot 1 cool-down\n"
+    );
+    assert!(!stdout(&ccs.cli(&["cooldown"])).contains("work"));
+    let out = ccs.cli(&["cooldown", "clear", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("unknown profile `nobody`"));
+    let out = ccs.cli(&["cooldown", "clear"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        stdout(&ccs.cli(&["cooldown", "clear", "--all"])),
+        "forgot 1 cool-down\n"
+    );
+    assert_eq!(
+        stdout(&ccs.cli(&["cooldown"])),
+        "no profile is cooling down\n"
+    );
+}
