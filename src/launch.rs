@@ -51,6 +51,12 @@ pub fn shim_exec(args: &[OsString]) -> Result<Infallible, String> {
         (Launch::Mount { dir }, Some(layout)) => {
             let config_dir = mounted_profile_dir(&layout, &dir)
                 .map_err(|e| format!("not starting claude: {e}"))?;
+            // The settings' failover order applies to `ccs <p>` as to `ccsfs run <p>`.
+            if let Some(code) =
+                crate::failover::from_shim(&layout, &dir.to_string_lossy(), &claude, args)
+            {
+                std::process::exit(code?);
+            }
             Err(exec(&claude, args, Some(&config_dir)))
         }
         _ => Err(exec(&claude, args, None)),

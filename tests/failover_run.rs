@@ -374,3 +374,44 @@ fn cooldown_lists_and_clears() {
         "no profile is cooling down\n"
     );
 }
+
+#[test]
+fn the_shim_follows_the_settings_order_for_ccs() {
+    use std::os::unix::fs::PermissionsExt;
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    cool(&ccs, &[("work", now() + 3600)]);
+    std::fs::write(
+        ccs.ccs.join("ccsfs/config.yaml"),
+        "failover: [work, personal]\n",
+    )
+    .unwrap();
+    let shim = stdout(&ccs.cli(&["shim"])).trim().to_string();
+    let standin = ccs.tmp.path().join("claude-standin");
+    std::fs::write(&standin, "#!/bin/sh\nprintf %s \"$CLAUDE_CONFIG_DIR\"\n").unwrap();
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // As `ccs work -p hi` runs it with CCS_CLAUDE_PATH=$(ccsfs shim).
+    let launch = || {
+        Command::new(&shim)
+            .args(["-p", "hi"])
+            .env("CCS_DIR", &ccs.ccs)
+            .env("CCSFS_CLAUDE", &standin)
+            .env("CLAUDE_CONFIG_DIR", ccs.instance("work"))
+            .env_remove("CCS_HOME")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let out = launch();
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(stdout(&out), ccs.mnt.join("personal").to_str().unwrap());
+    assert!(
+        stderr(&out).contains("work is cooling down until "),
+        "{}",
+        stderr(&out)
+    );
+    // Without an order, claude runs as CCS asked.
+    std::fs::remove_file(ccs.ccs.join("ccsfs/config.yaml")).unwrap();
+    let out = launch();
+    assert_eq!(stdout(&out), ccs.mnt.join("work").to_str().unwrap());
+}

@@ -77,6 +77,49 @@ pub fn run(
         }
         match launch::run(layout, &chain[0].dir, cmd)? {}
     }
+    supervise(
+        layout,
+        &profiles,
+        &chain,
+        &settings,
+        Path::new(program),
+        args,
+    )
+}
+
+/// For the shim (`ccs <p>` with `CCS_CLAUDE_PATH=$(ccsfs shim)`): when the settings'
+/// `failover: order` gives instance dir `dir` a chain, runs the real claude under it as
+/// `ccsfs run` would and returns its exit status; None when there is no chain (or the
+/// settings cannot be read: then claude runs as CCS asked, and a note says why).
+pub fn from_shim(
+    layout: &Layout,
+    dir: &str,
+    claude: &Path,
+    args: &[OsString],
+) -> Option<Result<i32, String>> {
+    let settings = match settings::load(&layout.ccs_dir) {
+        Ok(s) => s.failover,
+        Err(e) => {
+            eprintln!("ccsfs: note: no failover for this run: {e}");
+            return None;
+        }
+    };
+    if settings.order.is_empty() {
+        return None;
+    }
+    let profiles = config::load_profiles(&layout.ccs_dir).ok()?;
+    let chain = plan::chain(&profiles, dir, None, &settings.order, false).ok()?;
+    (chain.len() > 1).then(|| supervise(layout, &profiles, &chain, &settings, claude, args))
+}
+
+fn supervise(
+    layout: &Layout,
+    profiles: &[config::Profile],
+    chain: &[Link],
+    settings: &settings::FailoverSettings,
+    program: &Path,
+    args: &[OsString],
+) -> Result<i32, String> {
     let group = profiles
         .iter()
         .find(|p| crate::layout::instance_dir_name(&p.name) == chain[0].dir)
@@ -84,12 +127,12 @@ pub fn run(
         .expect("a chain of two is in a group");
     Supervisor {
         layout,
-        chain: &chain,
+        chain,
         group_dir: layout.group_dir(&group),
         cooldown: settings.cooldown_minutes.saturating_mul(60) as i64,
         headless: plan::is_headless(args),
     }
-    .run(Path::new(program), args)
+    .run(program, args)
 }
 
 struct Supervisor<'a> {
