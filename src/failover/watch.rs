@@ -266,11 +266,12 @@ fn last_prompt(v: &Value) -> Option<String> {
 /// The text a person typed, when `v` is a user record of it (not a tool result, not a meta
 /// record Claude Code added itself).
 fn user_prompt(v: &Value) -> Option<String> {
-    if v.get("type")?.as_str()? != "user" || v.get("isMeta").and_then(Value::as_bool) == Some(true)
+    let flag = |k: &str| v.get(k).and_then(Value::as_bool) == Some(true);
+    if v.get("type")?.as_str()? != "user"
+        || flag("isMeta")
+        || flag("isSidechain")
+        || flag("isCompactSummary")
     {
-        return None;
-    }
-    if v.get("isCompactSummary").and_then(Value::as_bool) == Some(true) {
         return None;
     }
     let content = v.get("message")?.get("content")?;
@@ -298,8 +299,11 @@ fn user_prompt(v: &Value) -> Option<String> {
 /// The refusal `v` records, when it is one written at or after `since` (a resumed session's
 /// transcript holds the refusal that started the failover; it must not count again).
 pub fn limit_hit(v: &Value, since: Timestamp) -> Option<LimitHit> {
+    // A subagent's refusal (its own transcript, `isSidechain`) is followed by the main
+    // thread's, which names the prompt to ask again.
     if v.get("type")?.as_str()? != "assistant"
         || v.get("isApiErrorMessage").and_then(Value::as_bool) != Some(true)
+        || v.get("isSidechain").and_then(Value::as_bool) == Some(true)
     {
         return None;
     }
@@ -357,6 +361,12 @@ mod tests {
         )
         .unwrap();
         assert_eq!(limit_hit(&other, since), None);
+        let sidechain: Value = serde_json::from_str(&REFUSAL.replace(
+            "\"type\":\"assistant\"",
+            "\"isSidechain\":true,\"type\":\"assistant\"",
+        ))
+        .unwrap();
+        assert_eq!(limit_hit(&sidechain, since), None);
     }
 
     #[test]
