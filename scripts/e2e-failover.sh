@@ -549,12 +549,13 @@ check 3 "the terminal shows the takeover line (ccsfs: work hit its limit (…); 
 # The offsets in the terminal's output of the takeover line and of the mock's reply.
 order=$(python3 - "$T/tui.out" <<'EOF'
 import re, sys
-data = open(sys.argv[1], "rb").read()
+# The client moves the cursor instead of writing some spaces ("reply:\x1b[15Guser"): every
+# escape sequence counts as a space.
+data = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b" ", open(sys.argv[1], "rb").read())
 m = re.search(rb"ccsfs: work hit its limit \(.+?\); personal takes over session", data)
-# (The client moves the cursor instead of writing some spaces: "user\x1b[20Gturns=2".)
-r = data.find(b"mock reply: user", m.end()) if m else -1
-print("takeover at %s, reply after it at %s" % (m.start() if m else "none", r))
-sys.exit(0 if m and r >= 0 else 1)
+r = re.compile(rb"mock reply:\s*user\s*turns=").search(data, m.end()) if m else None
+print("takeover at byte %s, reply after it at %s" % (m.start() if m else "none", r.start() if r else "none"))
+sys.exit(0 if m and r else 1)
 EOF
 )
 check 3 "…and then the mock's reply ($order)" "$order; screen: $(tail_screen 12)" \
