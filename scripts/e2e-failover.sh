@@ -31,10 +31,12 @@
 #   8. the API-key variant: kwork fails over to kpersonal; no reset time in the message, so
 #      kwork cools down for the default 60 min; with `failover: {order: …, cooldown_minutes: 5}`
 #      the order applies without the flag and the cooldown is 5 min
-#   4. all over quota (the mock restarted refusing work and personal, TZ=Europe/Paris and a reset
-#      more than a day away, "resets Dec 5, 4:08am (Europe/Paris)"): exit 1, one line with
-#      `cooling down` and `first resets at`, stdout = the last run's JSON only; status shows
-#      both profiles cooling down until their reset
+#   4. the mock restarted refusing work and personal, TZ=Europe/Paris and a reset more than a
+#      day away ("resets Dec 5, 4:08am (Europe/Paris)"): `--failover personal,spare` goes on
+#      twice (two takeover lines) to spare; run again, it skips the cooling personal (the mock
+#      sees no request from it); with the cool-downs forgotten, `--failover personal` is all
+#      over quota: exit 1, one line with `cooling down` and `first resets at`, stdout = the
+#      last run's JSON only; status shows both cooling down until their reset
 #   9. the daemon log has no EBUSY or refused line: the lock never got in the way
 # Every check prints `ok <step> <what>` or `FAIL <step> <what>: <why>`; the last line is
 # `e2e-failover: N passed, N failed`. Exit status 1 if anything failed (setup problems count
@@ -470,6 +472,12 @@ seen=$(turns "$tr" "$q1")
 check 1 "the transcript holds q1, the 429 error record, q1 again, the mock's reply ($seen)" \
   "records: $seen" turns "$tr" "$q1"
 check 1 "the transcript is valid JSONL" "$(jsonl_valid "$tr" 2>&1)" jsonl_valid "$tr"
+# cwds FILE: the distinct working dirs its records were written in.
+cwds() { python3 -c '
+import json, sys
+print(" ".join(sorted({json.loads(l).get("cwd") for l in open(sys.argv[1]) if l.strip()} - {None})))' "$1" 2>&1; }
+check 1 "both attempts ran in the same working dir (every record's cwd is $proj)" \
+  "cwds: $(cwds "$tr")" eval '[ "$(cwds "$tr")" = "$proj" ]'
 status_json
 cu=$(cooling_until work)
 check 1 "ccsfs status --json: work's cooling_until is the reset time, now+${reset_in}s ±2 min ($cu, $(at "$cu"))" \
@@ -673,8 +681,36 @@ say "step 4: work and personal both over quota, resets more than a day away (TZ=
 reset4=100000
 start_mock --quota-key "$(token work)" --quota-key "$(token personal)" --reset-in "$reset4"
 rm -f "$cooling"
-q4="all over quota question $nonce"
 extra_env=(TZ=Europe/Paris)
+say "a chain of three: work, then personal, are refused; spare answers"
+q4a="chain of three question $nonce"
+fo_run work --failover personal,spare -- "$claude" -p "$q4a" --output-format json
+show_cli
+sid=$(jfield session_id)
+check 4 "exit 0, one JSON answer from spare, after work and personal got 429" \
+  "exit $rc, is_error $(jfield is_error); requests: $(req_brief "$(mock_req 3)"); $(req_brief "$(mock_req 2)"); $(req_brief "$(mock_req)")" \
+  eval '[ "$rc" = 0 ] && one_json && [ "$(jfield is_error)" = false ] &&
+    req_is "$(mock_req 3)" "$(tail6 "$(token work)")" 429 "$q4a" &&
+    req_is "$(mock_req 2)" "$(tail6 "$(token personal)")" 429 "$q4a" &&
+    req_is "$(mock_req)" "$(tail6 "$(token spare)")" 200 "$q4a"'
+check 4 "stderr: work's takeover line (to personal), then personal's (to spare), same session" \
+  "stderr: $(printf '%s' "$err" | oneline)" \
+  eval 'takeover work personal "$sid" && takeover personal spare "$sid" && [ "$(lines_of "$err")" = 2 ]'
+say "again, with work and personal cooling down: personal is skipped"
+q4b="skip the cooling one $nonce"
+n_before=$(mock_lines)
+fo_run work --failover personal,spare -- "$claude" -p "$q4b" --output-format json
+show_cli
+skipped() { # no request with personal's token since line $n_before of the mock log
+  ! tail -n +"$((n_before + 1))" "$T/mock.log" | grep -qF "\"key_tail\": \"$(tail6 "$(token personal)")\""
+}
+check 4 "exit 0, the answer from spare, and no request at all with personal's token" \
+  "exit $rc, is_error $(jfield is_error); last request: $(req_brief "$(mock_req)"); $(tail -n +"$((n_before + 1))" "$T/mock.log" | grep -c .) new mock request(s)" \
+  eval '[ "$rc" = 0 ] && [ "$(jfield is_error)" = false ] &&
+    req_is "$(mock_req)" "$(tail6 "$(token spare)")" 200 "$q4b" && skipped'
+say "all over quota: work and personal, the cool-downs forgotten"
+rm -f "$cooling"
+q4="all over quota question $nonce"
 t4=$(date +%s)
 fo_run work --failover personal -- "$claude" -p "$q4" --output-format json
 extra_env=()
