@@ -26,6 +26,8 @@
 #      prompt, the 429 record and the reply; /exit ends ccsfs run with claude's status
 #   5. a chain profile outside work's group (`--failover solo`, `--failover kpersonal`) is
 #      refused with one line naming the group, and nothing runs (the mock sees no request)
+#  10. any other failure is not failed over: claude refusing an unknown option, or a command
+#      exiting 3, ends the run with that status and output, and cools nobody down
 #   7. `failover: [work, personal]` in <ccs>/ccsfs/config.yaml: work fails over without the
 #      flag; `--no-failover` gives claude's own 429 answer and exit status 1
 #   8. the API-key variant: kwork fails over to kpersonal; no reset time in the message, so
@@ -607,6 +609,24 @@ for other in solo kpersonal; do
     "$(($(mock_lines) - n_before)) mock request(s), stdout: $out" \
     eval '[ "$(mock_lines)" = "$n_before" ] && [ -z "$out" ]'
 done
+
+# ---------------------------------------------------------------- 10 ---------------------
+say "step 10: any other failure ends the run as the command ended it"
+n_before=$(mock_lines)
+fo_run personal --failover spare -- "$claude" -p "other failure $nonce" --no-such-flag-ccsfs
+show_cli
+check 10 "claude refusing an unknown option: its own exit status 1 and message, no takeover, no request" \
+  "exit $rc, $(($(mock_lines) - n_before)) mock request(s), stderr: $(printf '%s' "$err" | oneline)" \
+  eval '[ "$rc" = 1 ] && [[ $err == *"no-such-flag-ccsfs"* ]] && [[ $err != *"takes over"* ]] &&
+    [ "$(mock_lines)" = "$n_before" ]'
+fo_run personal --failover spare -- sh -c 'echo "plain output"; echo "plain error" >&2; exit 3'
+check 10 "a command exiting 3: exit 3, its stdout and stderr as they were" \
+  "exit $rc, stdout: $out, stderr: $(printf '%s' "$err" | oneline)" \
+  eval '[ "$rc" = 3 ] && [ "$out" = "plain output" ] && [ "$err" = "plain error" ]'
+status_json
+check 10 "neither made personal or spare cool down" \
+  "personal $(cooling_until personal), spare $(cooling_until spare)" \
+  eval '[ "$(cooling_until personal)" = null ] && [ "$(cooling_until spare)" = null ]'
 
 # ---------------------------------------------------------------- 7 ----------------------
 say "step 7: failover: [work, personal] in <ccs>/ccsfs/config.yaml"
