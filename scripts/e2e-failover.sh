@@ -492,7 +492,7 @@ check 1 "ccsfs status shows work cooling down ($(cooling_line work | sed 's/^ */
   "status: $(status_text | oneline 800)" eval '[ -n "$(cooling_line work)" ]'
 check 1 "…and neither personal nor spare" "$(cooling_line personal)$(cooling_line spare)" \
   eval '[ -z "$(cooling_line personal)$(cooling_line spare)" ]'
-check 1 "the cooling state is in <ccs>/ccsfs/cooling.json" "$(ls -la "$ccs/ccsfs" 2>&1 | oneline)" \
+check 1 "the cooling state is in <ccs>/ccsfs/cooling.json" "in $ccs/ccsfs: $(find "$ccs/ccsfs" -mindepth 1 -printf '%f ' 2>&1)" \
   test -s "$cooling"
 
 # ---------------------------------------------------------------- 2 + 6 ------------------
@@ -706,6 +706,7 @@ say "a chain of three: work, then personal, are refused; spare answers"
 q4a="chain of three question $nonce"
 fo_run work --failover personal,spare -- "$claude" -p "$q4a" --output-format json
 show_cli
+# shellcheck disable=SC2034 # used in the eval below
 sid=$(jfield session_id)
 check 4 "exit 0, one JSON answer from spare, after work and personal got 429" \
   "exit $rc, is_error $(jfield is_error); requests: $(req_brief "$(mock_req 3)"); $(req_brief "$(mock_req 2)"); $(req_brief "$(mock_req)")" \
