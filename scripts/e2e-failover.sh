@@ -39,6 +39,8 @@
 #      sees no request from it); with the cool-downs forgotten, `--failover personal` is all
 #      over quota: exit 1, one line with `cooling down` and `first resets at`, stdout = the
 #      last run's JSON only; status shows both cooling down until their reset
+#  11. a reset after midnight but within 24 h, which claude names without a date ("resets
+#      12:20am (Asia/Tokyo)", TZ=Asia/Tokyo): the cool-down ends tomorrow, not today
 #   9. the daemon log has no EBUSY or refused line: the lock never got in the way
 # Every check prints `ok <step> <what>` or `FAIL <step> <what>: <why>`; the last line is
 # `e2e-failover: N passed, N failed`. Exit status 1 if anything failed (setup problems count
@@ -756,6 +758,36 @@ check 4 "ccsfs status shows both cooling down" "status: $(status_text | oneline 
   eval '[ -n "$(cooling_line work)" ] && [ -n "$(cooling_line personal)" ]'
 say "ccsfs status:"
 status_text | quote
+
+# ---------------------------------------------------------------- 11 ---------------------
+say "step 11: a reset tomorrow but within 24 h: claude names the time only (TZ=Asia/Tokyo)"
+# Just after the next midnight in Tokyo (by half the time since the last one, at most 30 min):
+# claude then writes "resets 12:20am (Asia/Tokyo)", no date, and it means tomorrow.
+reset11=$(python3 -c '
+import datetime, time, zoneinfo
+tz = zoneinfo.ZoneInfo("Asia/Tokyo")
+now = datetime.datetime.now(tz)
+midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+since = (now - midnight).total_seconds()
+nxt = (midnight + datetime.timedelta(days=1)).timestamp()
+print(int(nxt + min(1800, since / 2) - time.time()))')
+start_mock --quota-key "$(token work)" --reset-in "$reset11"
+rm -f "$cooling"
+q11="tomorrow question $nonce"
+extra_env=(TZ=Asia/Tokyo)
+t11=$(date +%s)
+fo_run work --failover spare -- "$claude" -p "$q11" --output-format json
+extra_env=()
+show_cli
+check 11 "spare takes over: exit 0, and the takeover line quotes a reset time without a date" \
+  "exit $rc, stderr: $(printf '%s' "$err" | oneline)" \
+  eval '[ "$rc" = 0 ] && takeover work spare "$(jfield session_id)" &&
+    printf "%s" "$err" | grep -qE "resets [0-9]{1,2}(:[0-9]{2})?[ap]m \(Asia/Tokyo\)"'
+status_json
+cu=$(cooling_until work)
+check 11 "work's cooling_until is tomorrow's reset, now+${reset11}s ±2 min ($cu, $(at "$cu"))" \
+  "work's cooling_until $cu ($(at "$cu")), want ≈ $((t11 + reset11)) ($(at $((t11 + reset11))))" \
+  near "$cu" $((t11 + reset11))
 
 # ---------------------------------------------------------------- 9 ----------------------
 say "step 9: the lock never got in the way"
