@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the integration tests (the #[ignore]d ones too, such as the suite against the real ccs)
-# and the end-to-end scenario again as an ordinary user, who mounts through fusermount3 (no
-# kernel passthrough). Must be started as root: it creates the user (ccsfs-test) when missing
+# and the two end-to-end scenarios (e2e-claude.sh, e2e-failover.sh) again as an ordinary user,
+# who mounts through fusermount3 (no kernel passthrough). Must be started as root: it creates the user (ccsfs-test) when missing
 # and copies the binaries where that user can run them.
 #
 # - The root-only tests (`#[ignore = "needs root…"]`) are left out and listed as ignored: they
@@ -27,13 +27,13 @@ trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 cargo build --release --quiet
 install -m 755 target/release/ccsfs "$stage/ccsfs"
-mkdir -p "$stage/scripts" && cp scripts/e2e-claude.sh scripts/mock-anthropic.py "$stage/scripts/"
+mkdir -p "$stage/scripts" && cp scripts/e2e-claude.sh scripts/e2e-failover.sh scripts/mock-anthropic.py "$stage/scripts/"
 # The integration test executables (not the unit tests: nothing in them depends on the user).
 mapfile -t tests < <(cargo test --release --tests --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys
 for l in sys.stdin:
     m = json.loads(l)
-    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"] and m["target"]["name"] != "e2e_claude":
+    if m.get("reason") == "compiler-artifact" and m.get("executable") and "test" in m["target"]["kind"] and m["target"]["name"] not in ("e2e_claude", "failover"):
         print(m["executable"])')
 for t in "${tests[@]}"; do install -m 755 "$t" "$stage/"; done
 
@@ -44,7 +44,7 @@ if [ "$mode" != 666 ]; then
   [ "${CI:-}" = true ] && exit 2
   n=0
   for t in "${tests[@]}"; do n=$((n + $("$t" --list 2>/dev/null | grep -c ': test$'))); done
-  echo "unprivileged-tests.sh (not run): 0 passed, 0 failed, $((n + 1)) skipped ($n tests and e2e-claude.sh as $user)"
+  echo "unprivileged-tests.sh (not run): 0 passed, 0 failed, $((n + 2)) skipped ($n tests, e2e-claude.sh and e2e-failover.sh as $user)"
   exit 0
 fi
 
@@ -93,4 +93,6 @@ for t in "${tests[@]}"; do
 done
 echo "-- e2e-claude.sh as $user (uid $uid)"
 (cd "$stage" && as_user bash "$stage/scripts/e2e-claude.sh") || failed=1
+echo "-- e2e-failover.sh as $user (uid $uid)"
+(cd "$stage" && as_user bash "$stage/scripts/e2e-failover.sh") || failed=1
 exit "$failed"
