@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the integration tests (the #[ignore]d ones too, such as the suite against the real ccs)
 # and the two end-to-end scenarios (e2e-claude.sh, e2e-failover.sh) again as an ordinary user,
-# who mounts through fusermount3 (no kernel passthrough). Must be started as root: it creates the user (ccsfs-test) when missing
-# and copies the binaries where that user can run them.
+# who mounts through fusermount3 (no kernel passthrough). Must be started as root: it creates
+# the user (ccsfs-test) when missing and copies the binaries where that user can run them.
 #
 # - The root-only tests (`#[ignore = "needs root…"]`) are left out and listed as ignored: they
 #   ran as root already, and cannot run as this user.
