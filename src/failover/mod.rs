@@ -12,19 +12,18 @@
 //! single-writer lock passes to it without a refusal. Decisions are in `plan`, reset times in
 //! `reset`, the cool-down record in `cooling`.
 
+mod child;
 pub mod cooling;
 pub mod plan;
+mod replay;
 pub mod reset;
 pub mod watch;
 
 use std::ffi::{OsStr, OsString};
-use std::io::{IsTerminal, Read, Write};
-use std::os::unix::process::ExitStatusExt;
+use std::io::{IsTerminal, Read};
 use std::path::Path;
-use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::atomic::{AtomicI32, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::Duration;
 
 use jiff::Timestamp;
 use jiff::tz::TimeZone;
@@ -39,16 +38,6 @@ use watch::{LimitHit, Watch};
 
 /// How often a running claude's transcripts are looked at.
 const POLL: Duration = Duration::from_millis(50);
-/// How long an interactive claude has to exit after SIGTERM before it is killed.
-const END_GRACE: Duration = Duration::from_secs(5);
-/// At most this much of a headless run's stdin is kept for the retry.
-const STDIN_KEEP: usize = 16 << 20;
-
-/// The child being supervised (0: none), for the signal handler.
-static CHILD: AtomicI32 = AtomicI32::new(0);
-/// A SIGTERM or SIGHUP that reached `ccsfs run` (0: none): it is passed on, and no failover
-/// follows.
-static STOP: AtomicI32 = AtomicI32::new(0);
 
 /// `ccsfs run PROFILE [--failover a,b] [--no-failover] CMD…`. Returns the exit status to
 /// exit with (a run without failover execs and does not return unless exec fails).
@@ -171,9 +160,9 @@ impl Supervisor<'_> {
                 current.name
             );
         }
-        install_signal_handlers();
+        child::install_signal_handlers();
         let stdin = if self.headless && !std::io::stdin().is_terminal() {
-            Some(Replay::start())
+            Some(replay::Replay::start())
         } else {
             None
         };
@@ -191,10 +180,10 @@ impl Supervisor<'_> {
                     t,
                 );
             }
-            let stopped = STOP.load(Ordering::SeqCst) != 0;
+            let stopped = child::stopped();
             let Some(hit) = outcome.hit.filter(|_| !stopped) else {
-                emit(&outcome.stdout);
-                return Ok(exit_code(outcome.status));
+                child::emit(&outcome.stdout);
+                return Ok(child::exit_code(outcome.status));
             };
             let now = Timestamp::now().as_second();
             match plan::next(self.chain, &cooling::load(&self.layout.ccs_dir), now) {
@@ -212,7 +201,7 @@ impl Supervisor<'_> {
                     current = next.clone();
                 }
                 Next::AllCooling { first, until } => {
-                    emit(&outcome.stdout);
+                    child::emit(&outcome.stdout);
                     eprintln!("ccsfs: {}", self.all_cooling(first, until));
                     return Ok(1);
                 }
@@ -227,7 +216,7 @@ impl Supervisor<'_> {
         program: &Path,
         argv: &[OsString],
         link: &Link,
-        stdin: Option<&Replay>,
+        stdin: Option<&replay::Replay>,
         first: bool,
     ) -> Result<Outcome, String> {
         let config_dir = launch::mounted_profile_dir(self.layout, OsStr::new(&link.dir))
@@ -244,7 +233,7 @@ impl Supervisor<'_> {
         let mut child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", program.display()))?;
-        CHILD.store(child.id() as i32, Ordering::SeqCst);
+        child::set_current(Some(&child));
         if let (Some(replay), Some(pipe)) = (stdin, child.stdin.take()) {
             replay.feed(pipe, first);
         }
@@ -281,14 +270,14 @@ impl Supervisor<'_> {
                     ),
                     Next::Ready(_)
                 );
-                if !self.headless && ready && STOP.load(Ordering::SeqCst) == 0 {
-                    end(&mut child);
+                if !self.headless && ready && !child::stopped() {
+                    child::end(&mut child);
                 }
                 hit = Some(h);
             }
             std::thread::sleep(POLL);
         };
-        CHILD.store(0, Ordering::SeqCst);
+        child::set_current(None);
         if let Some(h) = &mut hit {
             watch.settle(h);
         }
@@ -374,128 +363,5 @@ pub fn when(secs: i64) -> String {
             .strftime("%Y-%m-%d %H:%M %Z")
             .to_string(),
         Err(_) => secs.to_string(),
-    }
-}
-
-fn emit(stdout: &[u8]) {
-    if !stdout.is_empty() {
-        let mut out = std::io::stdout().lock();
-        let _ = out.write_all(stdout);
-        let _ = out.flush();
-    }
-}
-
-fn exit_code(status: ExitStatus) -> i32 {
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(1)
-}
-
-/// Ends an interactive claude: SIGTERM (it restores the terminal and exits), SIGKILL after
-/// `END_GRACE`. Returns once it is reaped, so its lock is free for the next.
-fn end(child: &mut Child) {
-    let pid = rustix::process::Pid::from_child(child);
-    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-    let deadline = Instant::now() + END_GRACE;
-    while Instant::now() < deadline {
-        if matches!(child.try_wait(), Ok(Some(_))) {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-}
-
-/// SIGINT and SIGQUIT from the terminal reach the child directly (same process group), so
-/// `ccsfs run` itself waits them out; SIGTERM and SIGHUP sent to it are passed on.
-fn install_signal_handlers() {
-    extern "C" fn pass_on(sig: libc::c_int) {
-        if sig == libc::SIGTERM || sig == libc::SIGHUP {
-            STOP.store(sig, Ordering::SeqCst);
-            let pid = CHILD.load(Ordering::SeqCst);
-            if pid > 0 {
-                // SAFETY: kill(2) is async-signal-safe.
-                unsafe { libc::kill(pid, sig) };
-            }
-        }
-    }
-    for sig in [libc::SIGINT, libc::SIGQUIT, libc::SIGTERM, libc::SIGHUP] {
-        // SAFETY: a handler that only touches atomics and calls kill(2); a caught signal is
-        // reset to its default in the child at exec.
-        unsafe {
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = pass_on as *const () as usize;
-            sa.sa_flags = libc::SA_RESTART;
-            libc::sigemptyset(&mut sa.sa_mask);
-            libc::sigaction(sig, &sa, std::ptr::null_mut());
-        }
-    }
-}
-
-/// A headless run's stdin, read once and kept, so that a retry gets the same bytes: the first
-/// child gets them as they arrive (claude waits up to 3 s for piped input), a retry all that
-/// arrived.
-struct Replay {
-    kept: Arc<Mutex<(Vec<u8>, bool)>>,
-    first: Arc<Mutex<Option<std::process::ChildStdin>>>,
-}
-
-impl Replay {
-    fn start() -> Replay {
-        let kept = Arc::new(Mutex::new((Vec::new(), false)));
-        let first: Arc<Mutex<Option<std::process::ChildStdin>>> = Arc::new(Mutex::new(None));
-        let (k, f) = (kept.clone(), first.clone());
-        std::thread::spawn(move || {
-            let mut input = std::io::stdin().lock();
-            let mut buf = [0u8; 64 * 1024];
-            loop {
-                let n = match input.read(&mut buf) {
-                    Ok(0) | Err(_) => 0,
-                    Ok(n) => n,
-                };
-                // The pipe's lock first, as `feed` takes them: the bytes go either into
-                // what `feed` writes or to the pipe it set, never both.
-                let mut pipe = f.lock().expect("not poisoned");
-                {
-                    let mut k = k.lock().expect("not poisoned");
-                    if n == 0 {
-                        k.1 = true;
-                    } else if k.0.len() + n <= STDIN_KEEP {
-                        k.0.extend_from_slice(&buf[..n]);
-                    }
-                }
-                if n == 0 {
-                    *pipe = None;
-                    return;
-                }
-                if let Some(p) = pipe.as_mut()
-                    && p.write_all(&buf[..n]).is_err()
-                {
-                    *pipe = None;
-                }
-            }
-        });
-        Replay { kept, first }
-    }
-
-    /// Gives the child its stdin: the live stream for the first run (what was read before it
-    /// started, then the rest as it comes), everything kept for a retry.
-    fn feed(&self, mut pipe: std::process::ChildStdin, first: bool) {
-        if first {
-            let mut slot = self.first.lock().expect("not poisoned");
-            let (kept, done) = {
-                let k = self.kept.lock().expect("not poisoned");
-                (k.0.clone(), k.1)
-            };
-            if pipe.write_all(&kept).is_ok() && !done {
-                *slot = Some(pipe);
-            }
-            return;
-        }
-        let kept = self.kept.lock().expect("not poisoned").0.clone();
-        std::thread::spawn(move || {
-            let _ = pipe.write_all(&kept);
-        });
     }
 }
