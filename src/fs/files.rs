@@ -58,10 +58,13 @@ impl CcsFs {
         };
         // Another profile may hold a cached listing of `parent` (FOPEN_CACHE_DIR).
         self.touched_entry(parent, name);
-        let claimed = self.claim_created(req, parent, name, created, mutex)?;
-        let path_fd = path_fd_of_created(&file, parent, name)?;
-        let (inode, attr) = self.remember(
+        // One statx of the file as opened, for its lock, the inode table and the reply.
+        let stat = sys::statx_at(file.as_fd(), c"")?;
+        let claimed = self.claim_created(req, parent, name, created, mutex, &stat)?;
+        let path_fd = path_fd_of_created(&file, &stat.0, parent, name)?;
+        let (inode, attr) = self.remember_stat(
             path_fd,
+            stat,
             parent.key.view,
             parent.tree,
             Role::Plain,
@@ -182,18 +185,19 @@ fn open_or_create(
     sys::openat_create(dir, name, flags, mode).map(|f| (f, false))
 }
 
-/// An O_PATH fd on a file just created as `parent/name` and open as `file`: a one-name lookup
-/// when the name still leads to it (the common case, and cheaper than a walk through
-/// /proc/self/fd), else through the open file itself.
+/// An O_PATH fd on a file just created as `parent/name` and open as `file` (whose stat is
+/// `st`): a one-name lookup when the name still leads to it (the common case, and cheaper
+/// than a walk through /proc/self/fd), else through the open file itself.
 fn path_fd_of_created(
     file: &std::os::fd::OwnedFd,
+    st: &libc::stat,
     parent: &Inode,
     name: &OsStr,
 ) -> SysResult<std::os::fd::OwnedFd> {
     let by_name = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?);
     if let Ok(fd) = by_name {
-        let (a, b) = (sys::fstat(fd.as_fd())?, sys::fstat(file.as_fd())?);
-        if (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino) {
+        let a = sys::fstat(fd.as_fd())?;
+        if (a.st_dev, a.st_ino) == (st.st_dev, st.st_ino) {
             return Ok(fd);
         }
     }

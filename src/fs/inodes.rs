@@ -365,10 +365,15 @@ impl InodeTable {
         e.lookups = e.lookups.saturating_sub(n);
         if e.lookups == 0 {
             let key = e.inode.key;
-            maps.by_id.remove(&id);
+            let gone = maps.by_id.remove(&id);
             if maps.fallback.get(&key) == Some(&id) {
                 maps.fallback.remove(&key);
             }
+            // The node's last reference usually goes here, and with it its fd and its
+            // passthrough backing id (a close and an ioctl): not under the table's lock,
+            // which the next request (a rename's GETATTR, say) is already waiting for.
+            drop(maps);
+            drop(gone);
         }
     }
 }

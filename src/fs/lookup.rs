@@ -143,7 +143,9 @@ impl CcsFs {
                         };
                         (fd, p.route_trees[r], role)
                     }
-                    None => (open_child(parent, name)?, parent.tree, Role::Plain),
+                    // A profile's own file (`.claude.json`, rewritten by rename at every
+                    // config save): as in any plain dir, a known file costs one statx.
+                    None => return self.lookup_plain(parent, name),
                 }
             }
             Role::Routed(..) => match self.redirect(parent, name)? {
@@ -220,7 +222,20 @@ impl CcsFs {
         role: Role,
         link: Option<Link>,
     ) -> Result<(Arc<Inode>, FileAttr), Errno> {
-        let (st, generation) = sys::statx_at(fd.as_fd(), c"")?;
+        let stat = sys::statx_at(fd.as_fd(), c"")?;
+        self.remember_stat(fd, stat, parent_view, tree, role, link)
+    }
+
+    /// `remember` with the fd's statx already made (`(stat, generation)` of that very file).
+    pub(super) fn remember_stat(
+        &self,
+        fd: OwnedFd,
+        (st, generation): (libc::stat, u64),
+        parent_view: u32,
+        tree: TreeId,
+        role: Role,
+        link: Option<Link>,
+    ) -> Result<(Arc<Inode>, FileAttr), Errno> {
         let view = match role {
             Role::ProfileRoot(i) => i as u32 + 1,
             _ => parent_view,

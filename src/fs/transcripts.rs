@@ -73,6 +73,29 @@ struct Stat {
     since_write: Duration,
 }
 
+impl Stat {
+    /// The same facts from `sys::statx_at` (whose generation is the birth time in ns, 0 where
+    /// the filesystem keeps none).
+    fn of((st, generation): &(libc::stat, u64)) -> Stat {
+        let mtime = UNIX_EPOCH
+            + Duration::new(
+                st.st_mtime.max(0) as u64,
+                st.st_mtime_nsec.clamp(0, 999_999_999) as u32,
+            );
+        Stat {
+            mode: st.st_mode,
+            nlink: st.st_nlink,
+            size: st.st_size.max(0) as u64,
+            dev: st.st_dev,
+            file: FileId {
+                ino: st.st_ino,
+                btime: (*generation != 0).then_some(*generation),
+            },
+            since_write: SystemTime::now().duration_since(mtime).unwrap_or_default(),
+        }
+    }
+}
+
 /// `statx` of `name` in `dir`, or of `dir` itself when `name` is None; never follows a final
 /// symlink. The birth time is used where the filesystem keeps one.
 fn stat(dir: BorrowedFd, name: Option<&CStr>) -> SysResult<Stat> {
@@ -131,6 +154,18 @@ impl CcsFs {
     /// The transcript behind `fd` (a file in tree `tree`), or `name` in the dir `fd`, if it is
     /// one.
     fn transcript(&self, tree: u32, fd: BorrowedFd, name: Option<&OsStr>) -> Option<Transcript> {
+        self.transcript_as(tree, fd, name, None)
+    }
+
+    /// `transcript`, with the file's statx already made (`known`, of the file `name` leads
+    /// to in `fd` as the caller opened it): no second look-up by name.
+    fn transcript_as(
+        &self,
+        tree: u32,
+        fd: BorrowedFd,
+        name: Option<&OsStr>,
+        known: Option<Stat>,
+    ) -> Option<Transcript> {
         let topo = self.topo();
         let t = topo.trees.get(tree as usize)?;
         let store = t.group.as_ref()?;
@@ -138,7 +173,10 @@ impl CcsFs {
             Some(n) => Some(sys::cstr(n).ok()?),
             None => None,
         };
-        let st = stat(fd, c_name.as_deref()).ok()?;
+        let st = match known {
+            Some(st) => st,
+            None => stat(fd, c_name.as_deref()).ok()?,
+        };
         if st.mode & libc::S_IFMT != libc::S_IFREG {
             return None;
         }
@@ -262,6 +300,21 @@ impl CcsFs {
         Ok(self.transcript(parent.tree, parent.fd()?.as_fd(), Some(name)))
     }
 
+    /// `parent/name` as just opened by a create, `opened` being the opened file's statx.
+    fn transcript_opened(
+        &self,
+        parent: &Inode,
+        name: &OsStr,
+        opened: &(libc::stat, u64),
+    ) -> SysResult<Option<Transcript>> {
+        Ok(self.transcript_as(
+            parent.tree,
+            parent.fd()?.as_fd(),
+            Some(name),
+            Some(Stat::of(opened)),
+        ))
+    }
+
     /// Before `create` makes `parent/name`: for a transcript in a group store, the group's
     /// flock, held until the new file's lock is written (`claim_created`), so that nobody can
     /// claim the file between the two and the creator always gets the file it made. Fails
@@ -297,14 +350,17 @@ impl CcsFs {
         name: &OsStr,
         created: bool,
         mutex: Option<GroupMutex>,
+        opened: &(libc::stat, u64),
     ) -> SysResult<Option<(u64, u64)>> {
-        let proc = self.threads.identify(req.pid());
+        // Who is asking matters only for a lock (not for a new file of any other name, such
+        // as every temp file of an atomic config save): identify it only then.
+        let proc = || self.threads.identify(req.pid());
         match (mutex, created) {
             (Some(mutex), true) => {
-                let Some(t) = self.transcript_named(parent, name)? else {
+                let Some(t) = self.transcript_opened(parent, name, opened)? else {
                     return Ok(None);
                 };
-                let claimed = self.claim(proc, parent.key.view, &t, None, Some(&mutex));
+                let claimed = self.claim(proc(), parent.key.view, &t, None, Some(&mutex));
                 if claimed.is_err() {
                     self.remove_new_file(parent, name, &t);
                 }
@@ -315,9 +371,9 @@ impl CcsFs {
                 // An existing file (made behind the mount since the lookup): an open. The
                 // flock is let go first: `acquire` takes it itself.
                 drop(mutex);
-                match self.transcript_named(parent, name)? {
+                match self.transcript_opened(parent, name, opened)? {
                     Some(t) => self
-                        .claim(proc, parent.key.view, &t, None, None)
+                        .claim(proc(), parent.key.view, &t, None, None)
                         .map(|()| Some((t.dev, t.file.ino))),
                     None => Ok(None),
                 }
