@@ -55,68 +55,15 @@
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-t_start=$(date +%s)
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); echo "ok $1 $2"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1 $2: $3"; }
-# check STEP WHAT WHY-IF-NOT COMMAND...
-check() {
-  local n=$1 what=$2 why=$3
-  shift 3
-  if "$@"; then ok "$n" "$what"; else bad "$n" "$what" "$why"; fi
-}
-say() { echo "# $*"; }
-# shellcheck disable=SC1003 # sed's "$a\" (end the last line with a newline)
-quote() { sed -e 's/^/    | /' -e '$a\'; }
-summary() {
-  echo "# runtime: $(($(date +%s) - t_start))s"
-  echo "e2e: $passed passed, $failed failed"
-}
-setup_fail() {
-  bad 0 setup "$1"
-  summary
-  exit 1
-}
+E2E_NAME=e2e
+# shellcheck source=scripts/e2e-lib.sh
+. "$repo/scripts/e2e-lib.sh"
 
 # ---------------------------------------------------------------- prerequisites ---------
 
-command -v python3 >/dev/null || setup_fail "python3 is required"
-command -v timeout >/dev/null || setup_fail "timeout (coreutils) is required"
-if ! command -v tmux >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    say "installing tmux"
-    { apt-get install -y tmux || { apt-get update && apt-get install -y tmux; }; } >/dev/null 2>&1
-  fi
-  command -v tmux >/dev/null || setup_fail "tmux is required (apt-get install tmux)"
-fi
-
-if [ -n "${CCSFS:-}" ]; then
-  ccsfs=$CCSFS
-else
-  say "building ccsfs (cargo build --release)"
-  (cd "$repo" && cargo build --release --quiet) || setup_fail "cargo build --release failed"
-  ccsfs="${CARGO_TARGET_DIR:-$repo/target}/release/ccsfs"
-fi
-[ -x "$ccsfs" ] || setup_fail "no ccsfs binary at $ccsfs"
-
-cache_dir=${CCSFS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e}
-# npm_client VAR NAME PACKAGE: sets `client` to $VAR, else NAME on PATH, else the cache's
-# (npm-installed there when missing).
-npm_client() {
-  client=${!1:-}
-  [ -n "$client" ] && return
-  client=$(command -v "$2") && return
-  client=$cache_dir/node_modules/.bin/$2
-  [ -x "$client" ] && return
-  command -v npm >/dev/null || setup_fail "no $2 binary and no npm to install it"
-  say "installing $3 into $cache_dir"
-  mkdir -p "$cache_dir" || setup_fail "cannot create $cache_dir"
-  npm_config_cache="$cache_dir/npm-cache" npm_config_update_notifier=false \
-    npm install --prefix "$cache_dir" --prefer-offline --no-audit --no-fund --loglevel=error \
-    "$3" >"$cache_dir/npm-install.log" 2>&1 ||
-    setup_fail "npm install $3 failed, see $cache_dir/npm-install.log"
-}
+e2e_prerequisites
+find_ccsfs
+ccsfs=$ccsfs_bin
 npm_client CLAUDE_BIN claude @anthropic-ai/claude-code
 claude=$client
 npm_client CCS_BIN ccs @kaitranntt/ccs
@@ -160,16 +107,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-
-# wait_for SECONDS COMMAND...: polls every 0.2 s until COMMAND succeeds.
-wait_for() {
-  local deadline=$(($(date +%s%N) / 1000000 + $1 * 1000))
-  shift
-  until "$@"; do
-    [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ] && return 1
-    sleep 0.2
-  done
-}
 
 # Fake API key: the interactive client asks about a custom key unless its last 20 characters
 # are pre-approved in .claude.json.

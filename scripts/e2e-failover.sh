@@ -67,67 +67,18 @@
 set -uo pipefail
 
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-t_start=$(date +%s)
-passed=0 failed=0
-
-ok() { passed=$((passed + 1)); echo "ok $1 $2"; }
-bad() { failed=$((failed + 1)); echo "FAIL $1 $2: $3"; }
-# check STEP WHAT WHY-IF-NOT COMMAND...
-check() {
-  local n=$1 what=$2 why=$3
-  shift 3
-  if "$@"; then ok "$n" "$what"; else bad "$n" "$what" "$why"; fi
-}
-say() { echo "# $*"; }
-# shellcheck disable=SC1003 # sed's "$a\" (end the last line with a newline)
-quote() { sed -e 's/^/    | /' -e '$a\'; }
+E2E_NAME=e2e-failover
+# shellcheck source=scripts/e2e-lib.sh
+. "$repo/scripts/e2e-lib.sh"
 oneline() { tr '\n' '~' | cut -c1-"${1:-600}"; }
-summary() {
-  echo "# runtime: $(($(date +%s) - t_start))s"
-  echo "e2e-failover: $passed passed, $failed failed"
-}
-setup_fail() {
-  bad 0 setup "$1"
-  summary
-  exit 1
-}
 
 # ---------------------------------------------------------------- prerequisites ---------
 
-command -v python3 >/dev/null || setup_fail "python3 is required"
-command -v timeout >/dev/null || setup_fail "timeout (coreutils) is required"
-if ! command -v tmux >/dev/null; then
-  if [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
-    say "installing tmux"
-    { apt-get install -y tmux || { apt-get update && apt-get install -y tmux; }; } >/dev/null 2>&1
-  fi
-  command -v tmux >/dev/null || setup_fail "tmux is required (apt-get install tmux)"
-fi
-
-if [ -n "${CCSFS:-}" ]; then
-  ccsfs_src=$CCSFS
-else
-  say "building ccsfs (cargo build --release)"
-  (cd "$repo" && cargo build --release --quiet) || setup_fail "cargo build --release failed"
-  ccsfs_src="${CARGO_TARGET_DIR:-$repo/target}/release/ccsfs"
-fi
-[ -x "$ccsfs_src" ] || setup_fail "no ccsfs binary at $ccsfs_src"
-
-cache_dir=${CCSFS_E2E_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/ccsfs-e2e}
-if [ -n "${CLAUDE_BIN:-}" ]; then
-  claude=$CLAUDE_BIN
-elif ! claude=$(command -v claude); then
-  claude=$cache_dir/node_modules/.bin/claude
-  if [ ! -x "$claude" ]; then
-    command -v npm >/dev/null || setup_fail "no claude binary and no npm to install it"
-    say "installing @anthropic-ai/claude-code into $cache_dir"
-    mkdir -p "$cache_dir" || setup_fail "cannot create $cache_dir"
-    npm_config_cache="$cache_dir/npm-cache" npm_config_update_notifier=false \
-      npm install --prefix "$cache_dir" --prefer-offline --no-audit --no-fund --loglevel=error \
-      @anthropic-ai/claude-code >"$cache_dir/npm-install.log" 2>&1 ||
-      setup_fail "npm install @anthropic-ai/claude-code failed, see $cache_dir/npm-install.log"
-  fi
-fi
+e2e_prerequisites
+find_ccsfs
+ccsfs_src=$ccsfs_bin
+npm_client CLAUDE_BIN claude @anthropic-ai/claude-code
+claude=$client
 [ -x "$claude" ] || setup_fail "claude binary $claude is not executable"
 
 # ---------------------------------------------------------------- temp world -------------
@@ -168,16 +119,6 @@ cleanup() {
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
-
-# wait_for SECONDS COMMAND...: polls every 0.2 s until COMMAND succeeds.
-wait_for() {
-  local deadline=$(($(date +%s%N) / 1000000 + $1 * 1000))
-  shift
-  until "$@"; do
-    [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ] && return 1
-    sleep 0.2
-  done
-}
 
 group=fo
 store=$ccs/shared/context-groups/$group

@@ -27,7 +27,7 @@ trap 'rm -rf "$stage"' EXIT
 chmod 755 "$stage"
 cargo build --release --quiet
 install -m 755 target/release/ccsfs "$stage/ccsfs"
-mkdir -p "$stage/scripts" && cp scripts/e2e-claude.sh scripts/e2e-failover.sh scripts/mock-anthropic.py "$stage/scripts/"
+mkdir -p "$stage/scripts" && cp scripts/e2e-lib.sh scripts/e2e-claude.sh scripts/e2e-failover.sh scripts/mock-anthropic.py "$stage/scripts/"
 # The integration test executables (not the unit tests: nothing in them depends on the user).
 mapfile -t tests < <(cargo test --release --tests --no-run --message-format=json 2>/dev/null |
   python3 -c 'import json,sys

@@ -12,9 +12,6 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Stdio};
-
 use common::prereq;
 
 #[test]
@@ -24,32 +21,8 @@ fn real_claude_through_the_mount() {
     let ccs = prereq::require_ccs();
     prereq::require_tool("tmux", "tmux");
     prereq::require_tool("python3", "python3");
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/e2e-claude.sh");
-    eprintln!(
-        "running {} with claude {} and ccs {}",
-        script.display(),
-        claude.display(),
-        ccs.display()
-    );
-    let out = Command::new("bash")
-        .arg(&script)
-        .current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("CCSFS", env!("CARGO_BIN_EXE_ccsfs"))
-        .env("CLAUDE_BIN", &claude)
-        .env("CCS_BIN", &ccs)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run scripts/e2e-claude.sh");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    println!("{stdout}");
-    if !stderr.is_empty() {
-        println!("stderr:\n{stderr}");
-    }
-    assert!(
-        out.status.success(),
-        "scripts/e2e-claude.sh failed ({}); its last line: {}",
-        out.status,
-        stdout.lines().last().unwrap_or("")
+    prereq::run_e2e_script(
+        "e2e-claude.sh",
+        &[("CLAUDE_BIN", &claude), ("CCS_BIN", &ccs)],
     );
 }

@@ -147,3 +147,33 @@ pub fn require_ccs() -> PathBuf {
         )
     })
 }
+
+/// Runs `scripts/<script>` from the repo with bash, `CCSFS` set to the binary under test and
+/// `envs` (the clients' paths), prints what it printed, and asserts that it exited 0 (naming
+/// its last line, the `N passed, N failed` summary, when it did not).
+pub fn run_e2e_script(script: &str, envs: &[(&str, &Path)]) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    eprintln!("running {} with {envs:?}", path.display());
+    let out = std::process::Command::new("bash")
+        .arg(&path)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("CCSFS", env!("CARGO_BIN_EXE_ccsfs"))
+        .envs(envs.iter().map(|(k, v)| (k, v)))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("run {}: {e}", path.display()));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("{stdout}");
+    if !stderr.is_empty() {
+        println!("stderr:\n{stderr}");
+    }
+    assert!(
+        out.status.success(),
+        "scripts/{script} failed ({}); its last line: {}",
+        out.status,
+        stdout.lines().last().unwrap_or("")
+    );
+}
