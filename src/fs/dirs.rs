@@ -1,18 +1,22 @@
-//! Directory handles and listings. Backing dirs are read with getdents64 and their own d_off
-//! cookies, which the backing filesystem keeps valid while entries come and go. The virtual
-//! dirs (mount root, profile roots) are listed from a snapshot taken at the start of a
-//! listing, so their offsets are plain indexes that cannot shift under a reader.
-//! Also when the kernel may serve a backing dir's listing from its own cache (`CcsFs::dir_cache_flags`).
+//! Directory listings. Backing dirs are read with getdents64 and their own d_off cookies,
+//! which the backing filesystem keeps valid while entries come and go (and across opens).
+//! The virtual dirs (mount root, profile roots) are listed from a snapshot taken at offset 0,
+//! so their offsets are plain indexes that cannot shift under a reader.
+//!
+//! There are no directory handles: OPENDIR is answered ENOSYS, after which the kernel sends
+//! no OPENDIR or RELEASEDIR at all (two round trips per listing) and keeps every listing in
+//! its cache (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, its default then). So this module also
+//! decides how long the kernel may serve a listing from that cache (`DirHandles` below).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use fuser::{Errno, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use fuser::{FileType, INodeNo, Notifier, ReplyDirectory, ReplyDirectoryPlus};
 use parking_lot::Mutex;
 
 use super::inodes::{Inode, Key, Role};
@@ -29,56 +33,146 @@ struct Listed {
 
 enum DirState {
     Backing(OwnedFd),
-    /// Built at offset 0; `None` until then.
-    Snapshot(Option<Vec<Listed>>),
+    Snapshot(Vec<Listed>),
 }
 
-#[derive(Default)]
+/// Listings in progress, by dir node id: the fd (backing dir) or the snapshot (virtual dir)
+/// that offset 0 began with, reused by the requests for the later offsets and dropped at the
+/// end of the listing (an empty reply). A reader that stops early leaves its state until
+/// the next listing of that dir from offset 0 replaces it, or the map is pruned.
+///
+/// The kernel's cached listings: the cache of a backing dir carries no attributes, so once
+/// its entries' attributes have expired (`TTL`) every name the reader looks at would cost a
+/// LOOKUP round trip of its own (a session picker over transcripts made minutes ago paid one
+/// per file). So a listing is served from the cache only while the kernel's copy of the
+/// entries is fresh: `LISTING_REUSE` after a READDIRPLUS from offset 0, the expiry thread
+/// drops the kernel's cached listing (an inode invalidation from offset 0), and the next
+/// listing reads the dir again with READDIRPLUS, a dir's worth of entries and attributes per
+/// request. It stays coherent meanwhile: a change through this profile resets the cache in
+/// the kernel itself; one through another profile drops it through
+/// `Coherence::entry_changed`; one behind the mount changes the dir's mtime, which the
+/// kernel checks (FUSE_AUTO_INVAL_DATA) at the start of a listing once the dir's attributes
+/// have expired. A virtual dir's listing is never served from the cache: its cache is
+/// dropped before its listing's last (empty) reply completes it (`read_dir_plus`), so each
+/// listing is built anew (a new account shows at once).
 pub struct DirHandles {
-    open: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
-    next: AtomicU64,
-    /// When each backing dir (by inode id) was last listed with attributes: a READDIRPLUS
-    /// from offset 0 gave the kernel its entries with their attributes and a fresh TTL.
-    plus_listed: Mutex<HashMap<u64, Instant>>,
+    listing: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
+    /// When each backing dir (by node id) was last listed with attributes from offset 0.
+    plus_listed: Arc<Mutex<HashMap<u64, Instant>>>,
+    expiry: Mutex<Sender<(u64, Instant)>>,
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
-/// `plus_listed` is pruned of expired records when it grows past this.
-const PLUS_LISTED_PRUNE: usize = 4096;
+/// `listing` is cleared when it grows past this (readers that stopped early).
+const LISTING_PRUNE: usize = 256;
 
 impl DirHandles {
-    fn insert(&self, state: DirState) -> u64 {
-        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.open.lock().insert(fh, Arc::new(Mutex::new(state)));
-        fh
+    pub fn new(notifier: Arc<OnceLock<Notifier>>) -> DirHandles {
+        let plus_listed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let (tx, rx) = channel();
+        let (n, listed) = (notifier.clone(), plus_listed.clone());
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-listings".into())
+            .spawn(move || expire(&rx, &listed, &n));
+        DirHandles {
+            listing: Mutex::default(),
+            plus_listed,
+            expiry: Mutex::new(tx),
+            notifier,
+        }
     }
 
-    fn get(&self, fh: u64) -> SysResult<Arc<Mutex<DirState>>> {
-        self.open.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    /// The state of the listing of `id` at `offset`: a new one at offset 0 (or when none is
+    /// kept), else the one that offset 0 began.
+    fn state(
+        &self,
+        id: u64,
+        offset: u64,
+        open: impl FnOnce() -> SysResult<DirState>,
+    ) -> SysResult<Arc<Mutex<DirState>>> {
+        if offset != 0
+            && let Some(s) = self.listing.lock().get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Mutex::new(open()?));
+        let mut listing = self.listing.lock();
+        if listing.len() >= LISTING_PRUNE {
+            listing.clear();
+        }
+        listing.insert(id, s.clone());
+        Ok(s)
     }
 
-    pub fn release(&self, fh: u64) {
-        self.open.lock().remove(&fh);
+    /// The listing of `id` reached its end.
+    fn done(&self, id: u64) {
+        self.listing.lock().remove(&id);
     }
 
+    /// A READDIRPLUS from offset 0 gave the kernel the dir's entries with fresh attributes:
+    /// its cached listing is dropped `LISTING_REUSE` from now.
     fn note_plus_listing(&self, id: u64) {
         let now = Instant::now();
-        let mut listed = self.plus_listed.lock();
-        if listed.len() >= PLUS_LISTED_PRUNE {
-            listed.retain(|_, at| now.duration_since(*at) < attr::TTL);
-        }
-        listed.insert(id, now);
+        self.plus_listed.lock().insert(id, now);
+        let _ = self.expiry.lock().send((id, now + attr::LISTING_REUSE));
     }
 
-    /// Whether the kernel got this dir's entries with attributes recently enough that they
-    /// are still valid while a listing is read and each entry looked at.
-    fn plus_listed_recently(&self, id: u64) -> bool {
-        self.plus_listed
-            .lock()
-            .get(&id)
-            .is_some_and(|at| at.elapsed() < attr::LISTING_REUSE)
+    /// Drops the kernel's cached listing of `id` now (a virtual dir's, at its end).
+    fn drop_cached_listing(&self, id: u64) {
+        if let Some(n) = self.notifier.get() {
+            let _ = n.inval_inode(INodeNo(id), 0, 0);
+        }
     }
 }
 
+/// The expiry thread: drops each cached listing `LISTING_REUSE` after the READDIRPLUS that
+/// filled it, unless a later one refilled it (that one has its own deadline). Deadlines come
+/// in order (one fixed delay). Dropping a dir's cached pages takes only that dir's page
+/// locks, which no request holds while it waits for the daemon.
+fn expire(
+    rx: &Receiver<(u64, Instant)>,
+    listed: &Mutex<HashMap<u64, Instant>>,
+    notifier: &OnceLock<Notifier>,
+) {
+    let mut queue: VecDeque<(u64, Instant)> = VecDeque::new();
+    loop {
+        let next = match queue.front() {
+            None => rx.recv().ok(),
+            Some(&(_, due)) => {
+                match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
+                    Ok(job) => Some(job),
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+                }
+            }
+        };
+        match next {
+            Some(job) => queue.push_back(job),
+            None if queue.is_empty() => return, // the filesystem is gone
+            None => {}
+        }
+        let now = Instant::now();
+        while let Some(&(id, due)) = queue.front() {
+            if due > now {
+                break;
+            }
+            queue.pop_front();
+            let stale = {
+                let mut listed = listed.lock();
+                let stale = listed
+                    .get(&id)
+                    .is_some_and(|at| now.duration_since(*at) >= attr::LISTING_REUSE);
+                if stale {
+                    listed.remove(&id);
+                }
+                stale
+            };
+            if stale && let Some(n) = notifier.get() {
+                let _ = n.inval_inode(INodeNo(id), 0, 0);
+            }
+        }
+    }
+}
 /// One entry to emit: its name, the offset *after* it, and (for plain readdir) ino and type.
 struct Emit<'a> {
     name: &'a OsStr,
@@ -90,51 +184,22 @@ struct Emit<'a> {
 }
 
 impl CcsFs {
-    /// How the kernel may cache a listing. A backing dir's listing is kept in the kernel's
-    /// page cache across opens (FOPEN_CACHE_DIR): a warm session picker then costs no READDIR
-    /// at all. It stays coherent: a change through this profile resets it; one through
-    /// another profile resets it through `Coherence::entry_changed` (which bumps the dir's
-    /// version); and one behind the mount changes the dir's mtime, which the kernel checks
-    /// (FUSE_AUTO_INVAL_DATA) once the attributes expire, at the start of every listing.
-    ///
-    /// But a cached listing carries no attributes, so once its entries' attributes have
-    /// expired (`TTL`) every name the reader then looks at costs a LOOKUP round trip of its
-    /// own: a session picker over transcripts made minutes ago paid one per file. So the
-    /// cached listing is kept (FOPEN_KEEP_CACHE) only while the kernel's copy of the entries
-    /// is fresh (a READDIRPLUS from offset 0 less than `LISTING_REUSE` ago); otherwise the
-    /// open drops it and the kernel reads the dir again with READDIRPLUS, a dir's worth of
-    /// entries and attributes per request, filling the cache anew.
-    /// The virtual dirs are built per listing.
-    pub(super) fn dir_cache_flags(&self, inode: &Inode) -> FopenFlags {
-        match inode.role {
-            Role::Plain | Role::Routed(..) if self.dirs.plus_listed_recently(inode.id) => {
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-            }
-            Role::Plain | Role::Routed(..) => FopenFlags::FOPEN_CACHE_DIR,
-            _ => FopenFlags::empty(),
-        }
-    }
-
-    pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
-        let state = match inode.role {
-            Role::Plain | Role::Routed(..) => {
-                DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?)
-            }
-            _ => DirState::Snapshot(None),
-        };
-        Ok(self.dirs.insert(state))
-    }
-
     /// Calls `emit` for each entry from `offset` on until it returns true (buffer full).
+    /// Returns whether any entry was emitted (none: the end of the listing).
     fn walk_dir(
         &self,
         inode: &Inode,
-        fh: u64,
         offset: u64,
         mut emit: impl FnMut(Emit) -> bool,
-    ) -> SysResult<()> {
-        let state = self.dirs.get(fh)?;
+    ) -> SysResult<bool> {
+        let state = self.dirs.state(inode.id, offset, || match inode.role {
+            Role::Plain | Role::Routed(..) => {
+                Ok(DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?))
+            }
+            _ => Ok(DirState::Snapshot(self.snapshot(inode)?)),
+        })?;
         let mut state = state.lock();
+        let mut any = false;
         match &mut *state {
             DirState::Backing(fd) => {
                 let mut buf = vec![0u8; DENTS_BUF];
@@ -142,7 +207,7 @@ impl CcsFs {
                 loop {
                     let batch = sys::getdents_from(fd.as_fd(), off, &mut buf)?;
                     if batch.is_empty() {
-                        return Ok(());
+                        break;
                     }
                     for d in &batch {
                         let key = Key {
@@ -158,17 +223,14 @@ impl CcsFs {
                             d_ino: Some(d.ino),
                         };
                         if emit(e) {
-                            return Ok(());
+                            return Ok(true);
                         }
+                        any = true;
                         off = d.next_offset;
                     }
                 }
             }
-            DirState::Snapshot(snap) => {
-                if offset == 0 || snap.is_none() {
-                    *snap = Some(self.snapshot(inode)?);
-                }
-                let entries = snap.as_ref().expect("just built");
+            DirState::Snapshot(entries) => {
                 for (i, l) in entries.iter().enumerate().skip(offset as usize) {
                     let e = Emit {
                         name: &l.name,
@@ -178,20 +240,33 @@ impl CcsFs {
                         d_ino: None,
                     };
                     if emit(e) {
-                        break;
+                        return Ok(true);
                     }
+                    any = true;
                 }
-                Ok(())
             }
+        }
+        if !any {
+            self.listing_ended(inode);
+        }
+        Ok(any)
+    }
+
+    /// The last (empty) reply of a listing is about to go out, which completes the kernel's
+    /// cached copy: a virtual dir's is dropped first (see `DirHandles`).
+    fn listing_ended(&self, inode: &Inode) {
+        self.dirs.done(inode.id);
+        if !matches!(inode.role, Role::Plain | Role::Routed(..)) {
+            self.dirs.drop_cached_listing(inode.id);
         }
     }
 
-    pub(super) fn read_dir(&self, inode: &Inode, fh: u64, offset: u64, mut reply: ReplyDirectory) {
-        let r = self.walk_dir(inode, fh, offset, |e| {
+    pub(super) fn read_dir(&self, inode: &Inode, offset: u64, mut reply: ReplyDirectory) {
+        let r = self.walk_dir(inode, offset, |e| {
             reply.add(INodeNo(e.ino), e.next_offset, e.kind, e.name)
         });
         match r {
-            Ok(()) => reply.ok(),
+            Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
@@ -199,7 +274,6 @@ impl CcsFs {
     pub(super) fn read_dir_plus(
         &self,
         inode: &Arc<Inode>,
-        fh: u64,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
@@ -210,7 +284,7 @@ impl CcsFs {
         if offset == 0 && matches!(inode.role, Role::Plain | Role::Routed(..)) {
             self.dirs.note_plus_listing(inode.id);
         }
-        let r = self.walk_dir(inode, fh, offset, |e| {
+        let r = self.walk_dir(inode, offset, |e| {
             if e.name == "." || e.name == ".." {
                 // The kernel links no dentry for these; the attributes only feed the dirent.
                 let attr = fuser::FileAttr {
@@ -243,7 +317,7 @@ impl CcsFs {
             full
         });
         match r {
-            Ok(()) => reply.ok(),
+            Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
