@@ -12,7 +12,7 @@ use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
-use std::sync::mpsc::{Receiver, Sender, channel};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
@@ -59,7 +59,7 @@ pub struct DirHandles {
     listing: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
     /// When each backing dir (by node id) was last listed with attributes from offset 0.
     plus_listed: Arc<Mutex<HashMap<u64, Instant>>>,
-    expiry: Mutex<Sender<(u64, Instant)>>,
+    expiry: Arc<Expiry>,
     notifier: Arc<OnceLock<Notifier>>,
 }
 
@@ -69,15 +69,15 @@ const LISTING_PRUNE: usize = 256;
 impl DirHandles {
     pub fn new(notifier: Arc<OnceLock<Notifier>>) -> DirHandles {
         let plus_listed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
-        let (tx, rx) = channel();
-        let (n, listed) = (notifier.clone(), plus_listed.clone());
+        let expiry: Arc<Expiry> = Arc::default();
+        let (n, listed, e) = (notifier.clone(), plus_listed.clone(), expiry.clone());
         let _ = std::thread::Builder::new()
             .name("ccsfs-listings".into())
-            .spawn(move || expire(&rx, &listed, &n));
+            .spawn(move || expire(&e, &listed, &n));
         DirHandles {
             listing: Mutex::default(),
             plus_listed,
-            expiry: Mutex::new(tx),
+            expiry,
             notifier,
         }
     }
@@ -114,7 +114,12 @@ impl DirHandles {
     fn note_plus_listing(&self, id: u64) {
         let now = Instant::now();
         self.plus_listed.lock().insert(id, now);
-        let _ = self.expiry.lock().send((id, now + attr::LISTING_REUSE));
+        let mut queue = self.expiry.queue.lock();
+        queue.push_back((id, now + attr::LISTING_REUSE));
+        // Deadlines come in order: the thread needs waking only for a first one.
+        if queue.len() == 1 {
+            self.expiry.wake.notify_one();
+        }
     }
 
     /// Drops the kernel's cached listing of `id` now (a virtual dir's, at its end).
@@ -125,38 +130,54 @@ impl DirHandles {
     }
 }
 
+/// Deadlines for the expiry thread, in order.
+#[derive(Default)]
+struct Expiry {
+    queue: Mutex<VecDeque<(u64, Instant)>>,
+    wake: parking_lot::Condvar,
+    closed: AtomicBool,
+}
+
+impl Drop for DirHandles {
+    fn drop(&mut self) {
+        self.expiry.closed.store(true, Ordering::Relaxed);
+        self.expiry.wake.notify_one();
+    }
+}
+
 /// The expiry thread: drops each cached listing `LISTING_REUSE` after the READDIRPLUS that
-/// filled it, unless a later one refilled it (that one has its own deadline). Deadlines come
-/// in order (one fixed delay). Dropping a dir's cached pages takes only that dir's page
-/// locks, which no request holds while it waits for the daemon.
-fn expire(
-    rx: &Receiver<(u64, Instant)>,
-    listed: &Mutex<HashMap<u64, Instant>>,
-    notifier: &OnceLock<Notifier>,
-) {
-    let mut queue: VecDeque<(u64, Instant)> = VecDeque::new();
+/// filled it, unless a later one refilled it (that one has its own deadline). Dropping a
+/// dir's cached pages takes only that dir's page locks, which no request holds while it
+/// waits for the daemon.
+fn expire(expiry: &Expiry, listed: &Mutex<HashMap<u64, Instant>>, notifier: &OnceLock<Notifier>) {
+    let mut due_ids = Vec::new();
     loop {
-        let next = match queue.front() {
-            None => rx.recv().ok(),
-            Some(&(_, due)) => {
-                match rx.recv_timeout(due.saturating_duration_since(Instant::now())) {
-                    Ok(job) => Some(job),
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return,
+        {
+            let mut queue = expiry.queue.lock();
+            loop {
+                if expiry.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let now = Instant::now();
+                match queue.front() {
+                    None => expiry.wake.wait(&mut queue),
+                    Some(&(_, due)) if due > now => {
+                        let _ = expiry.wake.wait_for(&mut queue, due - now);
+                    }
+                    Some(_) => break,
                 }
             }
-        };
-        match next {
-            Some(job) => queue.push_back(job),
-            None if queue.is_empty() => return, // the filesystem is gone
-            None => {}
+            let now = Instant::now();
+            while let Some(&(id, due)) = queue.front() {
+                if due > now {
+                    break;
+                }
+                queue.pop_front();
+                due_ids.push(id);
+            }
         }
         let now = Instant::now();
-        while let Some(&(id, due)) = queue.front() {
-            if due > now {
-                break;
-            }
-            queue.pop_front();
+        for id in due_ids.drain(..) {
             let stale = {
                 let mut listed = listed.lock();
                 let stale = listed
@@ -173,6 +194,7 @@ fn expire(
         }
     }
 }
+
 /// One entry to emit: its name, the offset *after* it, and (for plain readdir) ino and type.
 struct Emit<'a> {
     name: &'a OsStr,
@@ -322,12 +344,16 @@ impl CcsFs {
         }
     }
 
-    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir, a file
-    /// the table does not know (by the inode number getdents gave) is opened at once and its
-    /// attributes read through the new fd: a cold listing after the kernel dropped its nodes
-    /// then costs two syscalls an entry, not the lookup's three (statx by name first, to find
-    /// known files without an open). A wrong guess only costs speed: `remember` counts a file
-    /// it already holds as a lookup of that node, and drops the new fd.
+    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir the
+    /// inode number getdents just gave finds the node: a known file is stat'ed through the
+    /// fd its node holds (no path walk; the fresh getdents vouches that the name leads to it,
+    /// and the held fd keeps its inode number from being reused), a file the table does not
+    /// know is opened at once and its attributes read through the new fd (two syscalls, not
+    /// the lookup's three: statx by name first, to find known files without an open).
+    /// Otherwise, or when the guess is wrong (a filesystem
+    /// whose d_ino is not st_ino, like overlayfs, a node without a held fd), it is a lookup
+    /// by name; `remember` counts a file it already holds as a lookup of that node, and
+    /// drops the new fd.
     fn plus_entry(
         &self,
         parent: &Arc<Inode>,
@@ -340,15 +366,27 @@ impl CcsFs {
                 dev: parent.key.dev,
                 ino,
             };
-            if self.inodes.find(key).is_none() {
-                let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
-                return self.remember(
-                    fd,
-                    parent.key.view,
-                    parent.tree,
-                    Role::Plain,
-                    Some((parent.clone(), name.to_os_string())),
-                );
+            match self.inodes.find_node(key) {
+                None => {
+                    let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
+                    return self.remember(
+                        fd,
+                        parent.key.view,
+                        parent.tree,
+                        Role::Plain,
+                        Some((parent.clone(), name.to_os_string())),
+                    );
+                }
+                Some(node) => {
+                    if let Some(fd) = node.held_fd()
+                        && let Ok((st, generation)) = sys::statx_at(fd, c"")
+                        && (st.st_dev, st.st_ino) == (key.dev, key.ino)
+                        && let Some(node) = self.inodes.lookup_known(key, generation)
+                    {
+                        node.relink(parent, name);
+                        return Ok((node.clone(), attr::to_attr(&st, node.id)));
+                    }
+                }
             }
         }
         self.lookup_child(parent, name)

@@ -131,8 +131,8 @@ impl CcsFs {
         });
         Ok(CcsFs {
             live,
-            inodes,
             dirs: DirHandles::new(coherence.notifier_slot()),
+            inodes,
             files: Handles::default(),
             // SAFETY: geteuid has no preconditions.
             as_root: rustix::process::geteuid().is_root(),
