@@ -9,7 +9,7 @@ use fuser::{FileAttr, FileType, INodeNo};
 pub const TTL: Duration = crate::tunables::ATTR_TTL;
 
 /// How long after a READDIRPLUS gave the kernel a dir's entries with their attributes it may
-/// serve that dir's listing from its cache (`dirs::dir_cache_flags`). Half the TTL, so that
+/// serve that dir's listing from its cache (then `dirs` drops it). Half the TTL, so that
 /// the entries are still valid while the reader goes through them; past it, the listing is
 /// read again with attributes instead of costing a LOOKUP per entry.
 pub const LISTING_REUSE: Duration = TTL.checked_div(2).expect("non-zero divisor");

@@ -1,18 +1,22 @@
-//! Directory handles and listings. Backing dirs are read with getdents64 and their own d_off
-//! cookies, which the backing filesystem keeps valid while entries come and go. The virtual
-//! dirs (mount root, profile roots) are listed from a snapshot taken at the start of a
-//! listing, so their offsets are plain indexes that cannot shift under a reader.
-//! Also when the kernel may serve a backing dir's listing from its own cache (`CcsFs::dir_cache_flags`).
+//! Directory listings. Backing dirs are read with getdents64 and their own d_off cookies,
+//! which the backing filesystem keeps valid while entries come and go (and across opens).
+//! The virtual dirs (mount root, profile roots) are listed from a snapshot taken at offset 0,
+//! so their offsets are plain indexes that cannot shift under a reader.
+//!
+//! There are no directory handles: OPENDIR is answered ENOSYS, after which the kernel sends
+//! no OPENDIR or RELEASEDIR at all (two round trips per listing) and keeps every listing in
+//! its cache (FOPEN_KEEP_CACHE | FOPEN_CACHE_DIR, its default then). So this module also
+//! decides how long the kernel may serve a listing from that cache (`DirHandles` below).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::ffi::{OsStr, OsString};
 use std::os::fd::AsFd;
 use std::os::fd::OwnedFd;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-use fuser::{Errno, FileType, FopenFlags, INodeNo, ReplyDirectory, ReplyDirectoryPlus};
+use fuser::{FileType, INodeNo, Notifier, ReplyDirectory, ReplyDirectoryPlus};
 use parking_lot::Mutex;
 
 use super::inodes::{Inode, Key, Role};
@@ -29,53 +33,165 @@ struct Listed {
 
 enum DirState {
     Backing(OwnedFd),
-    /// Built at offset 0; `None` until then.
-    Snapshot(Option<Vec<Listed>>),
+    Snapshot(Vec<Listed>),
 }
 
-#[derive(Default)]
+/// Listings in progress, by dir node id: the fd (backing dir) or the snapshot (virtual dir)
+/// that offset 0 began with, reused by the requests for the later offsets and dropped at the
+/// end of the listing (an empty reply). A reader that stops early leaves its state until
+/// the next listing of that dir from offset 0 replaces it, or the map is pruned.
+///
+/// The kernel's cached listings: the cache of a backing dir carries no attributes, so once
+/// its entries' attributes have expired (`TTL`) every name the reader looks at would cost a
+/// LOOKUP round trip of its own (a session picker over transcripts made minutes ago paid one
+/// per file). So a listing is served from the cache only while the kernel's copy of the
+/// entries is fresh: `LISTING_REUSE` after a READDIRPLUS from offset 0, the expiry thread
+/// drops the kernel's cached listing (an inode invalidation from offset 0), and the next
+/// listing reads the dir again with READDIRPLUS, a dir's worth of entries and attributes per
+/// request. It stays coherent meanwhile: a change through this profile resets the cache in
+/// the kernel itself; one through another profile drops it through
+/// `Coherence::entry_changed`; one behind the mount changes the dir's mtime, which the
+/// kernel checks (FUSE_AUTO_INVAL_DATA) at the start of a listing once the dir's attributes
+/// have expired. A virtual dir's listing is never served from the cache: its cache is
+/// dropped before its listing's last (empty) reply completes it (`read_dir_plus`), so each
+/// listing is built anew (a new account shows at once).
 pub struct DirHandles {
-    open: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
-    next: AtomicU64,
-    /// When each backing dir (by inode id) was last listed with attributes: a READDIRPLUS
-    /// from offset 0 gave the kernel its entries with their attributes and a fresh TTL.
-    plus_listed: Mutex<HashMap<u64, Instant>>,
+    listing: Mutex<HashMap<u64, Arc<Mutex<DirState>>>>,
+    /// When each backing dir (by node id) was last listed with attributes from offset 0.
+    plus_listed: Arc<Mutex<HashMap<u64, Instant>>>,
+    expiry: Arc<Expiry>,
+    notifier: Arc<OnceLock<Notifier>>,
 }
 
-/// `plus_listed` is pruned of expired records when it grows past this.
-const PLUS_LISTED_PRUNE: usize = 4096;
+/// `listing` is cleared when it grows past this (readers that stopped early).
+const LISTING_PRUNE: usize = 256;
 
 impl DirHandles {
-    fn insert(&self, state: DirState) -> u64 {
-        let fh = self.next.fetch_add(1, Ordering::Relaxed) + 1;
-        self.open.lock().insert(fh, Arc::new(Mutex::new(state)));
-        fh
+    pub fn new(notifier: Arc<OnceLock<Notifier>>) -> DirHandles {
+        let plus_listed: Arc<Mutex<HashMap<u64, Instant>>> = Arc::default();
+        let expiry: Arc<Expiry> = Arc::default();
+        let (n, listed, e) = (notifier.clone(), plus_listed.clone(), expiry.clone());
+        let _ = std::thread::Builder::new()
+            .name("ccsfs-listings".into())
+            .spawn(move || expire(&e, &listed, &n));
+        DirHandles {
+            listing: Mutex::default(),
+            plus_listed,
+            expiry,
+            notifier,
+        }
     }
 
-    fn get(&self, fh: u64) -> SysResult<Arc<Mutex<DirState>>> {
-        self.open.lock().get(&fh).cloned().ok_or(Errno::EBADF)
+    /// The state of the listing of `id` at `offset`: a new one at offset 0 (or when none is
+    /// kept), else the one that offset 0 began.
+    fn state(
+        &self,
+        id: u64,
+        offset: u64,
+        open: impl FnOnce() -> SysResult<DirState>,
+    ) -> SysResult<Arc<Mutex<DirState>>> {
+        if offset != 0
+            && let Some(s) = self.listing.lock().get(&id)
+        {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Mutex::new(open()?));
+        let mut listing = self.listing.lock();
+        if listing.len() >= LISTING_PRUNE {
+            listing.clear();
+        }
+        listing.insert(id, s.clone());
+        Ok(s)
     }
 
-    pub fn release(&self, fh: u64) {
-        self.open.lock().remove(&fh);
+    /// The listing of `id` reached its end.
+    fn done(&self, id: u64) {
+        self.listing.lock().remove(&id);
     }
 
+    /// A READDIRPLUS from offset 0 gave the kernel the dir's entries with fresh attributes:
+    /// its cached listing is dropped `LISTING_REUSE` from now.
     fn note_plus_listing(&self, id: u64) {
         let now = Instant::now();
-        let mut listed = self.plus_listed.lock();
-        if listed.len() >= PLUS_LISTED_PRUNE {
-            listed.retain(|_, at| now.duration_since(*at) < attr::TTL);
+        self.plus_listed.lock().insert(id, now);
+        let mut queue = self.expiry.queue.lock();
+        queue.push_back((id, now + attr::LISTING_REUSE));
+        // Deadlines come in order: the thread needs waking only for a first one.
+        if queue.len() == 1 {
+            self.expiry.wake.notify_one();
         }
-        listed.insert(id, now);
     }
 
-    /// Whether the kernel got this dir's entries with attributes recently enough that they
-    /// are still valid while a listing is read and each entry looked at.
-    fn plus_listed_recently(&self, id: u64) -> bool {
-        self.plus_listed
-            .lock()
-            .get(&id)
-            .is_some_and(|at| at.elapsed() < attr::LISTING_REUSE)
+    /// Drops the kernel's cached listing of `id` now (a virtual dir's, at its end).
+    fn drop_cached_listing(&self, id: u64) {
+        if let Some(n) = self.notifier.get() {
+            let _ = n.inval_inode(INodeNo(id), 0, 0);
+        }
+    }
+}
+
+/// Deadlines for the expiry thread, in order.
+#[derive(Default)]
+struct Expiry {
+    queue: Mutex<VecDeque<(u64, Instant)>>,
+    wake: parking_lot::Condvar,
+    closed: AtomicBool,
+}
+
+impl Drop for DirHandles {
+    fn drop(&mut self) {
+        self.expiry.closed.store(true, Ordering::Relaxed);
+        self.expiry.wake.notify_one();
+    }
+}
+
+/// The expiry thread: drops each cached listing `LISTING_REUSE` after the READDIRPLUS that
+/// filled it, unless a later one refilled it (that one has its own deadline). Dropping a
+/// dir's cached pages takes only that dir's page locks, which no request holds while it
+/// waits for the daemon.
+fn expire(expiry: &Expiry, listed: &Mutex<HashMap<u64, Instant>>, notifier: &OnceLock<Notifier>) {
+    let mut due_ids = Vec::new();
+    loop {
+        {
+            let mut queue = expiry.queue.lock();
+            loop {
+                if expiry.closed.load(Ordering::Relaxed) {
+                    return;
+                }
+                let now = Instant::now();
+                match queue.front() {
+                    None => expiry.wake.wait(&mut queue),
+                    Some(&(_, due)) if due > now => {
+                        let _ = expiry.wake.wait_for(&mut queue, due - now);
+                    }
+                    Some(_) => break,
+                }
+            }
+            let now = Instant::now();
+            while let Some(&(id, due)) = queue.front() {
+                if due > now {
+                    break;
+                }
+                queue.pop_front();
+                due_ids.push(id);
+            }
+        }
+        let now = Instant::now();
+        for id in due_ids.drain(..) {
+            let stale = {
+                let mut listed = listed.lock();
+                let stale = listed
+                    .get(&id)
+                    .is_some_and(|at| now.duration_since(*at) >= attr::LISTING_REUSE);
+                if stale {
+                    listed.remove(&id);
+                }
+                stale
+            };
+            if stale && let Some(n) = notifier.get() {
+                let _ = n.inval_inode(INodeNo(id), 0, 0);
+            }
+        }
     }
 }
 
@@ -90,51 +206,22 @@ struct Emit<'a> {
 }
 
 impl CcsFs {
-    /// How the kernel may cache a listing. A backing dir's listing is kept in the kernel's
-    /// page cache across opens (FOPEN_CACHE_DIR): a warm session picker then costs no READDIR
-    /// at all. It stays coherent: a change through this profile resets it; one through
-    /// another profile resets it through `Coherence::entry_changed` (which bumps the dir's
-    /// version); and one behind the mount changes the dir's mtime, which the kernel checks
-    /// (FUSE_AUTO_INVAL_DATA) once the attributes expire, at the start of every listing.
-    ///
-    /// But a cached listing carries no attributes, so once its entries' attributes have
-    /// expired (`TTL`) every name the reader then looks at costs a LOOKUP round trip of its
-    /// own: a session picker over transcripts made minutes ago paid one per file. So the
-    /// cached listing is kept (FOPEN_KEEP_CACHE) only while the kernel's copy of the entries
-    /// is fresh (a READDIRPLUS from offset 0 less than `LISTING_REUSE` ago); otherwise the
-    /// open drops it and the kernel reads the dir again with READDIRPLUS, a dir's worth of
-    /// entries and attributes per request, filling the cache anew.
-    /// The virtual dirs are built per listing.
-    pub(super) fn dir_cache_flags(&self, inode: &Inode) -> FopenFlags {
-        match inode.role {
-            Role::Plain | Role::Routed(..) if self.dirs.plus_listed_recently(inode.id) => {
-                FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE
-            }
-            Role::Plain | Role::Routed(..) => FopenFlags::FOPEN_CACHE_DIR,
-            _ => FopenFlags::empty(),
-        }
-    }
-
-    pub(super) fn open_dir(&self, inode: &Inode) -> SysResult<u64> {
-        let state = match inode.role {
-            Role::Plain | Role::Routed(..) => {
-                DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?)
-            }
-            _ => DirState::Snapshot(None),
-        };
-        Ok(self.dirs.insert(state))
-    }
-
     /// Calls `emit` for each entry from `offset` on until it returns true (buffer full).
+    /// Returns whether any entry was emitted (none: the end of the listing).
     fn walk_dir(
         &self,
         inode: &Inode,
-        fh: u64,
         offset: u64,
         mut emit: impl FnMut(Emit) -> bool,
-    ) -> SysResult<()> {
-        let state = self.dirs.get(fh)?;
+    ) -> SysResult<bool> {
+        let state = self.dirs.state(inode.id, offset, || match inode.role {
+            Role::Plain | Role::Routed(..) => {
+                Ok(DirState::Backing(sys::open_dir(inode.fd()?.as_fd())?))
+            }
+            _ => Ok(DirState::Snapshot(self.snapshot(inode)?)),
+        })?;
         let mut state = state.lock();
+        let mut any = false;
         match &mut *state {
             DirState::Backing(fd) => {
                 let mut buf = vec![0u8; DENTS_BUF];
@@ -142,7 +229,7 @@ impl CcsFs {
                 loop {
                     let batch = sys::getdents_from(fd.as_fd(), off, &mut buf)?;
                     if batch.is_empty() {
-                        return Ok(());
+                        break;
                     }
                     for d in &batch {
                         let key = Key {
@@ -158,17 +245,14 @@ impl CcsFs {
                             d_ino: Some(d.ino),
                         };
                         if emit(e) {
-                            return Ok(());
+                            return Ok(true);
                         }
+                        any = true;
                         off = d.next_offset;
                     }
                 }
             }
-            DirState::Snapshot(snap) => {
-                if offset == 0 || snap.is_none() {
-                    *snap = Some(self.snapshot(inode)?);
-                }
-                let entries = snap.as_ref().expect("just built");
+            DirState::Snapshot(entries) => {
                 for (i, l) in entries.iter().enumerate().skip(offset as usize) {
                     let e = Emit {
                         name: &l.name,
@@ -178,20 +262,33 @@ impl CcsFs {
                         d_ino: None,
                     };
                     if emit(e) {
-                        break;
+                        return Ok(true);
                     }
+                    any = true;
                 }
-                Ok(())
             }
+        }
+        if !any {
+            self.listing_ended(inode);
+        }
+        Ok(any)
+    }
+
+    /// The last (empty) reply of a listing is about to go out, which completes the kernel's
+    /// cached copy: a virtual dir's is dropped first (see `DirHandles`).
+    fn listing_ended(&self, inode: &Inode) {
+        self.dirs.done(inode.id);
+        if !matches!(inode.role, Role::Plain | Role::Routed(..)) {
+            self.dirs.drop_cached_listing(inode.id);
         }
     }
 
-    pub(super) fn read_dir(&self, inode: &Inode, fh: u64, offset: u64, mut reply: ReplyDirectory) {
-        let r = self.walk_dir(inode, fh, offset, |e| {
+    pub(super) fn read_dir(&self, inode: &Inode, offset: u64, mut reply: ReplyDirectory) {
+        let r = self.walk_dir(inode, offset, |e| {
             reply.add(INodeNo(e.ino), e.next_offset, e.kind, e.name)
         });
         match r {
-            Ok(()) => reply.ok(),
+            Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
@@ -199,7 +296,6 @@ impl CcsFs {
     pub(super) fn read_dir_plus(
         &self,
         inode: &Arc<Inode>,
-        fh: u64,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
@@ -210,7 +306,7 @@ impl CcsFs {
         if offset == 0 && matches!(inode.role, Role::Plain | Role::Routed(..)) {
             self.dirs.note_plus_listing(inode.id);
         }
-        let r = self.walk_dir(inode, fh, offset, |e| {
+        let r = self.walk_dir(inode, offset, |e| {
             if e.name == "." || e.name == ".." {
                 // The kernel links no dentry for these; the attributes only feed the dirent.
                 let attr = fuser::FileAttr {
@@ -243,17 +339,21 @@ impl CcsFs {
             full
         });
         match r {
-            Ok(()) => reply.ok(),
+            Ok(_) => reply.ok(),
             Err(e) => reply.error(e),
         }
     }
 
-    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir, a file
-    /// the table does not know (by the inode number getdents gave) is opened at once and its
-    /// attributes read through the new fd: a cold listing after the kernel dropped its nodes
-    /// then costs two syscalls an entry, not the lookup's three (statx by name first, to find
-    /// known files without an open). A wrong guess only costs speed: `remember` counts a file
-    /// it already holds as a lookup of that node, and drops the new fd.
+    /// Resolves a READDIRPLUS entry as a lookup does, and counts it. In a plain dir the
+    /// inode number getdents just gave finds the node: a known file is stat'ed through the
+    /// fd its node holds (no path walk; the fresh getdents vouches that the name leads to it,
+    /// and the held fd keeps its inode number from being reused), a file the table does not
+    /// know is opened at once and its attributes read through the new fd (two syscalls, not
+    /// the lookup's three: statx by name first, to find known files without an open).
+    /// Otherwise, or when the guess is wrong (a filesystem
+    /// whose d_ino is not st_ino, like overlayfs, a node without a held fd), it is a lookup
+    /// by name; `remember` counts a file it already holds as a lookup of that node, and
+    /// drops the new fd.
     fn plus_entry(
         &self,
         parent: &Arc<Inode>,
@@ -266,15 +366,27 @@ impl CcsFs {
                 dev: parent.key.dev,
                 ino,
             };
-            if self.inodes.find(key).is_none() {
-                let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
-                return self.remember(
-                    fd,
-                    parent.key.view,
-                    parent.tree,
-                    Role::Plain,
-                    Some((parent.clone(), name.to_os_string())),
-                );
+            match self.inodes.find_node(key) {
+                None => {
+                    let fd = sys::open_path_at(parent.fd()?.as_fd(), &sys::cstr(name)?)?;
+                    return self.remember(
+                        fd,
+                        parent.key.view,
+                        parent.tree,
+                        Role::Plain,
+                        Some((parent.clone(), name.to_os_string())),
+                    );
+                }
+                Some(node) => {
+                    if let Some(fd) = node.held_fd()
+                        && let Ok((st, generation)) = sys::statx_at(fd, c"")
+                        && (st.st_dev, st.st_ino) == (key.dev, key.ino)
+                        && let Some(node) = self.inodes.lookup_known(key, generation)
+                    {
+                        node.relink(parent, name);
+                        return Ok((node.clone(), attr::to_attr(&st, node.id)));
+                    }
+                }
             }
         }
         self.lookup_child(parent, name)

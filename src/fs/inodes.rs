@@ -129,6 +129,14 @@ impl Inode {
         Ok(FdRef::Fresh(fd))
     }
 
+    /// The fd the node holds (its own or a pinned one), without opening anything.
+    pub fn held_fd(&self) -> Option<BorrowedFd<'_>> {
+        self.held
+            .as_ref()
+            .or(self.pinned.get())
+            .map(|fd| fd.as_fd())
+    }
+
     /// Its name is about to go away: make sure the node keeps a way to its file.
     pub fn pin(&self) {
         if self.held.is_none()
@@ -272,6 +280,17 @@ impl InodeTable {
             .get(&id)
             .filter(|e| e.inode.key == key)
             .map(|_| id)
+    }
+
+    /// The node held for `key`, if the kernel currently knows that file.
+    pub fn find_node(&self, key: Key) -> Option<Arc<Inode>> {
+        let derived = self.ids.derive(key);
+        let maps = self.maps.read();
+        let id = derived.or_else(|| maps.fallback.get(&key).copied())?;
+        maps.by_id
+            .get(&id)
+            .filter(|e| e.inode.key == key)
+            .map(|e| e.inode.clone())
     }
 
     /// Counts one lookup of the node with `key` if the table has it for that very file (no fd

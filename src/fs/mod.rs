@@ -131,8 +131,8 @@ impl CcsFs {
         });
         Ok(CcsFs {
             live,
+            dirs: DirHandles::new(coherence.notifier_slot()),
             inodes,
-            dirs: DirHandles::default(),
             files: Handles::default(),
             // SAFETY: geteuid has no preconditions.
             as_root: rustix::process::geteuid().is_root(),
@@ -662,23 +662,23 @@ impl Filesystem for CcsFs {
         );
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.inode(ino).and_then(|i| Ok((self.open_dir(&i)?, i))) {
-            Ok((fh, i)) => reply.opened(FileHandle(fh), self.dir_cache_flags(&i)),
-            Err(e) => reply.error(e),
-        }
+    /// Not implemented, on purpose: after this ENOSYS the kernel sends no OPENDIR or
+    /// RELEASEDIR again (two round trips per listing) and caches listings itself (see
+    /// `dirs`). Listings need no handle.
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        reply.error(Errno::ENOSYS);
     }
 
     fn readdir(
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         reply: ReplyDirectory,
     ) {
         match self.inode(ino) {
-            Ok(i) => self.read_dir(&i, fh.0, offset, reply),
+            Ok(i) => self.read_dir(&i, offset, reply),
             Err(e) => reply.error(e),
         }
     }
@@ -687,12 +687,12 @@ impl Filesystem for CcsFs {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         reply: ReplyDirectoryPlus,
     ) {
         match self.inode(ino) {
-            Ok(i) => self.read_dir_plus(&i, fh.0, offset, reply),
+            Ok(i) => self.read_dir_plus(&i, offset, reply),
             Err(e) => reply.error(e),
         }
     }
@@ -701,11 +701,10 @@ impl Filesystem for CcsFs {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs.release(fh.0);
         reply.ok();
     }
 
