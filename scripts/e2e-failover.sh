@@ -499,18 +499,24 @@ say "screen after the prompt:"
 screen | grep -v '^\s*$' | tail -25 | quote
 check 3 "the terminal shows the takeover line (ccsfs: work hit its limit (…); personal takes over session …)" \
   "screen: $(tail_screen 12)" eval 'grep -aqE "ccsfs: work hit its limit \(.+\); personal takes over session [0-9a-f-]{36}" "$T/tui.out"'
-# The offsets in the terminal's output of the takeover line and of the mock's reply.
-order=$(python3 - "$T/tui.out" <<'EOF'
+# The offsets in the terminal's output of the takeover line and of the mock's reply. The
+# terminal log (pipe-pane) may lag the screen a little: asked again for up to 5 s.
+reply_order() {
+  order=$(python3 - "$T/tui.out" <<'EOF'
 import re, sys
-# The client moves the cursor instead of writing some spaces ("reply:\x1b[15Guser"): every
-# escape sequence counts as a space.
-data = re.sub(rb"\x1b\[[0-9;?]*[A-Za-z]", b" ", open(sys.argv[1], "rb").read())
+# The client moves the cursor instead of writing some spaces ("reply:\x1b[15Guser") and
+# colours with ':' parameters: every CSI or OSC sequence counts as a space.
+data = open(sys.argv[1], "rb").read()
+data = re.sub(rb"\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)", b" ", data)
+data = re.sub(rb"\x1b\[[0-9;:?<=>]*[ -/]*[@-~]", b" ", data)
 m = re.search(rb"ccsfs: work hit its limit \(.+?\); personal takes over session", data)
-r = re.compile(rb"mock reply:\s*user\s*turns=").search(data, m.end()) if m else None
+r = re.compile(rb"mock\s*reply:\s*user\s*turns=").search(data, m.end()) if m else None
 print("takeover at byte %s, reply after it at %s" % (m.start() if m else "none", r.start() if r else "none"))
 sys.exit(0 if m and r else 1)
 EOF
-)
+  )
+}
+wait_for 5 reply_order
 check 3 "…and then the mock's reply ($order)" "$order; screen: $(tail_screen 12)" \
   eval 'printf "%s" "$order" | grep -q "reply after it at [0-9]"'
 new=$(new_transcripts "$before" "$sdir")
