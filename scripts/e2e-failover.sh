@@ -516,7 +516,18 @@ sys.exit(0 if m and r else 1)
 EOF
   )
 }
-wait_for 5 reply_order
+# Claude draws by changing only the cells that differ, so its raw output need not hold the
+# reply's text in one piece; then the screen (with its scrollback) shows the order.
+screen_order() {
+  order=$(screen | python3 -c '
+import re, sys
+data = sys.stdin.read()
+m = re.search(r"ccsfs: work hit its limit \(.+?\); personal takes over session", data)
+r = re.compile(r"mock reply: user turns=").search(data, m.end()) if m else None
+print("on the screen: takeover at char %s, reply after it at %s" % (m.start() if m else "none", r.start() if r else "none"))
+sys.exit(0 if m and r else 1)')
+}
+wait_for 5 reply_order || screen_order
 check 3 "…and then the mock's reply ($order)" "$order; screen: $(tail_screen 12)" \
   eval 'printf "%s" "$order" | grep -q "reply after it at [0-9]"'
 new=$(new_transcripts "$before" "$sdir")
