@@ -182,23 +182,6 @@ except Exception:
     v = ""
 print(v if isinstance(v, str) else json.dumps(v))' "$1"; }
 turns_of() { sed -n 's/.*mock reply: user turns=\([0-9][0-9]*\).*/\1/p' | head -1; }
-# jsonl_valid FILE: every line is a JSON object and the file ends with a newline.
-jsonl_valid() {
-  python3 - "$1" <<'EOF'
-import json, sys
-try:
-    data = open(sys.argv[1], "rb").read()
-except OSError as e:
-    sys.exit("cannot read it: %s" % e.strerror)
-if not data.endswith(b"\n"):
-    sys.exit("does not end with a newline")
-for i, line in enumerate(data.split(b"\n")[:-1], 1):
-    try:
-        assert isinstance(json.loads(line), dict)
-    except Exception:
-        sys.exit("line %d is not a JSON object: %r" % (i, line[:120]))
-EOF
-}
 # user_texts FILE: the user text records of a transcript, in order, for failure messages.
 user_texts() {
   python3 - "$1" <<'EOF' 2>&1

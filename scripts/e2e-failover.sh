@@ -281,23 +281,6 @@ print("key ...%s, status %s, user texts %s" % (r.get("key_tail"), r.get("status"
       [t[:60] for t in r.get("user_texts", []) if not t.startswith("<system-reminder>")]))'
 }
 mock_lines() { wc -l <"$T/mock.log"; }
-# jsonl_valid FILE: every line is a JSON object and the file ends with a newline.
-jsonl_valid() {
-  python3 - "$1" <<'EOF'
-import json, sys
-try:
-    data = open(sys.argv[1], "rb").read()
-except OSError as e:
-    sys.exit("cannot read it: %s" % e.strerror)
-if not data.endswith(b"\n"):
-    sys.exit("does not end with a newline")
-for i, line in enumerate(data.split(b"\n")[:-1], 1):
-    try:
-        assert isinstance(json.loads(line), dict)
-    except Exception:
-        sys.exit("line %d is not a JSON object: %r" % (i, line[:120]))
-EOF
-}
 # turns FILE PROMPT: checks that the transcript has the user PROMPT exactly twice (as a
 # non-meta user record: the refused turn and the retried one), an assistant 429 error record
 # before the second, and an assistant "mock reply" after it. (The interactive client may save

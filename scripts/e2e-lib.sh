@@ -1,7 +1,7 @@
 # e2e-lib.sh - what the end-to-end scripts share (sourced by e2e-claude.sh and e2e-failover.sh):
 # the ok/FAIL bookkeeping and summary line, the prerequisites (python3, timeout, tmux), finding
-# or npm-installing a client, and polling. The sourcing script sets `E2E_NAME` (the summary
-# line's label) first.
+# or npm-installing a client, polling, and checking a transcript is valid JSONL. The sourcing
+# script sets `E2E_NAME` (the summary line's label) first.
 # shellcheck shell=bash
 
 t_start=$(date +%s)
@@ -80,4 +80,22 @@ wait_for() {
     [ $(($(date +%s%N) / 1000000)) -ge "$deadline" ] && return 1
     sleep 0.2
   done
+}
+
+# jsonl_valid FILE: every line is a JSON object and the file ends with a newline.
+jsonl_valid() {
+  python3 - "$1" <<'EOF'
+import json, sys
+try:
+    data = open(sys.argv[1], "rb").read()
+except OSError as e:
+    sys.exit("cannot read it: %s" % e.strerror)
+if not data.endswith(b"\n"):
+    sys.exit("does not end with a newline")
+for i, line in enumerate(data.split(b"\n")[:-1], 1):
+    try:
+        assert isinstance(json.loads(line), dict)
+    except Exception:
+        sys.exit("line %d is not a JSON object: %r" % (i, line[:120]))
+EOF
 }
