@@ -85,28 +85,9 @@ mkdir -p "$mnt" "$proj" "$home" "$T/orig" "$T/tmp"
 log=$ccs/logs/ccsfs.log
 mock_pid=
 
-tm() { env -u TMUX tmux -f /dev/null -S "$sock" "$@"; }
 # in_backing ARGS...: find(1) in the CCS dir's backing files, not through the mount inside it.
 in_backing() { find "$ccs" -path "$mnt" -prune -o "$@" -print 2>/dev/null; }
-is_mounted() { awk -v m="$mnt" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-cleanup() {
-  [ -S "$sock" ] && tm kill-server >/dev/null 2>&1
-  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
-  if is_mounted; then
-    sleep 0.5 # let the clients that tmux hung up on exit
-    "$ccsfs" --ccs-dir "$ccs" unmount "$mnt" >/dev/null 2>&1 ||
-      "$ccsfs" --ccs-dir "$ccs" unmount -z "$mnt" >/dev/null 2>&1
-  fi
-  if is_mounted; then
-    echo "# note: $mnt is still mounted; left $T in place"
-  elif [ "${CCSFS_E2E_KEEP:-}" = 1 ]; then
-    echo "# kept $T"
-  else
-    rm -rf "$T"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+e2e_cleanup_on_exit
 
 # Fake API key: the interactive client asks about a custom key unless its last 20 characters
 # are pre-approved in .claude.json.

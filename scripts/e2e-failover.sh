@@ -99,26 +99,7 @@ say "ccsfs:  $ccsfs_src (run as a copy: $ccsfs)"
 say "claude: $claude ($("$claude" --version 2>/dev/null </dev/null | head -1))"
 say "user:   $(id -un) (uid $(id -u))"
 
-tm() { env -u TMUX tmux -f /dev/null -S "$sock" "$@"; }
-is_mounted() { awk -v m="$mnt" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
-cleanup() {
-  [ -S "$sock" ] && tm kill-server >/dev/null 2>&1
-  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
-  if is_mounted; then
-    sleep 0.5 # let the clients that tmux hung up on exit
-    "$ccsfs" --ccs-dir "$ccs" unmount "$mnt" >/dev/null 2>&1 ||
-      "$ccsfs" --ccs-dir "$ccs" unmount -z "$mnt" >/dev/null 2>&1
-  fi
-  if is_mounted; then
-    echo "# note: $mnt is still mounted; left $T in place"
-  elif [ "${CCSFS_E2E_KEEP:-}" = 1 ]; then
-    echo "# kept $T"
-  else
-    rm -rf "$T"
-  fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
+e2e_cleanup_on_exit
 
 group=fo
 store=$ccs/shared/context-groups/$group

@@ -1,7 +1,7 @@
 # e2e-lib.sh - what the end-to-end scripts share (sourced by e2e-claude.sh and e2e-failover.sh):
 # the ok/FAIL bookkeeping and summary line, the prerequisites (python3, timeout, tmux), finding
-# or npm-installing a client, polling, and checking a transcript is valid JSONL. The sourcing
-# script sets `E2E_NAME` (the summary line's label) first.
+# or npm-installing a client, polling, checking a transcript is valid JSONL, and the clean-up of
+# the temp world. The sourcing script sets `E2E_NAME` (the summary line's label) first.
 # shellcheck shell=bash
 
 t_start=$(date +%s)
@@ -98,4 +98,33 @@ for i, line in enumerate(data.split(b"\n")[:-1], 1):
     except Exception:
         sys.exit("line %d is not a JSON object: %r" % (i, line[:120]))
 EOF
+}
+
+# The temp world's tmux, mock and mount, by the sourcing script's globals: `T` (temp dir),
+# `sock` (tmux socket), `mock_pid`, `ccsfs`, `ccs` (CCS dir), `mnt` (mount point).
+# shellcheck disable=SC2154 # all set by the sourcing script before any of these runs
+tm() { env -u TMUX tmux -f /dev/null -S "$sock" "$@"; }
+# shellcheck disable=SC2154
+is_mounted() { awk -v m="$mnt" '$5 == m { f = 1 } END { exit !f }' /proc/self/mountinfo; }
+# shellcheck disable=SC2154
+cleanup() {
+  [ -S "$sock" ] && tm kill-server >/dev/null 2>&1
+  [ -n "$mock_pid" ] && kill "$mock_pid" 2>/dev/null
+  if is_mounted; then
+    sleep 0.5 # let the clients that tmux hung up on exit
+    "$ccsfs" --ccs-dir "$ccs" unmount "$mnt" >/dev/null 2>&1 ||
+      "$ccsfs" --ccs-dir "$ccs" unmount -z "$mnt" >/dev/null 2>&1
+  fi
+  if is_mounted; then
+    echo "# note: $mnt is still mounted; left $T in place"
+  elif [ "${CCSFS_E2E_KEEP:-}" = 1 ]; then
+    echo "# kept $T"
+  else
+    rm -rf "$T"
+  fi
+}
+# e2e_cleanup_on_exit: tmux, mock, mount and temp dir go on exit, also on failure or a signal.
+e2e_cleanup_on_exit() {
+  trap cleanup EXIT
+  trap 'exit 130' INT TERM HUP
 }
