@@ -3,7 +3,9 @@
 //! said so), every profile cooling ends with the first reset named and exit status 1, the
 //! settings' `failover:` order, `--no-failover`, the note on a cooling profile without
 //! failover, exit statuses and signals passed through the supervisor, a headless run's stdout
-//! and stdin, `ccsfs cooldown` and `ccsfs status`. The 429 itself, with the real claude, is
+//! and stdin, `ccsfs cooldown` and `ccsfs status`, and the interactive path with a stand-in that
+//! writes Claude Code's refusal record through the mount (ended and resumed with the refused
+//! prompt; left running when nobody is ready). The 429 itself, with the real claude, is
 //! tests/failover.rs (scripts/e2e-failover.sh).
 
 mod common;
@@ -414,4 +416,130 @@ fn the_shim_follows_the_settings_order_for_ccs() {
     std::fs::remove_file(ccs.ccs.join("ccsfs/config.yaml")).unwrap();
     let out = launch();
     assert_eq!(stdout(&out), ccs.mnt.join("work").to_str().unwrap());
+}
+
+/// A stand-in for an interactive claude: records its config dir and arguments, and under
+/// `work` writes a prompt and Claude Code's 429 refusal into a transcript through the mount
+/// (so it holds the transcript's lock, as claude does), then waits as claude does.
+const INTERACTIVE: &str = r#"#!/bin/sh
+{ printf '%s\n' "$CLAUDE_CONFIG_DIR"; for a in "$@"; do printf '%s\n' "$a"; done; } > "$REC_DIR/call.$$"
+case "$CLAUDE_CONFIG_DIR" in
+  */work)
+    d="$CLAUDE_CONFIG_DIR/projects/-p"
+    mkdir -p "$d" || exit 99
+    ts=$(date -u +%Y-%m-%dT%H:%M:%S.%3NZ)
+    printf '{"type":"assistant","isApiErrorMessage":true,"apiErrorStatus":429,"error":"rate_limit","sessionId":"S1","timestamp":"%s","message":{"content":[{"type":"text","text":"You have hit your session limit · resets in 2h"}]}}\n' "$ts" >> "$d/S1.jsonl"
+    printf '{"type":"user","message":{"content":"the refused turn"},"sessionId":"S1","timestamp":"%s"}\n' "$ts" >> "$d/S1.jsonl"
+    exec sleep "${STANDIN_WAIT:-30}" ;;
+esac
+"#;
+
+fn interactive_setup(ccs: &Ccs) -> (PathBuf, PathBuf) {
+    use std::os::unix::fs::PermissionsExt;
+    let standin = ccs.tmp.path().join("claude");
+    std::fs::write(&standin, INTERACTIVE).unwrap();
+    std::fs::set_permissions(&standin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rec = ccs.tmp.path().join("calls");
+    std::fs::create_dir_all(&rec).unwrap();
+    (standin, rec)
+}
+
+/// Every recorded call: (config dir, arguments), in no particular order.
+fn calls(rec: &std::path::Path) -> Vec<(String, Vec<String>)> {
+    std::fs::read_dir(rec)
+        .unwrap()
+        .map(|e| {
+            let text = std::fs::read_to_string(e.unwrap().path()).unwrap();
+            let mut lines = text.lines().map(String::from);
+            (lines.next().unwrap_or_default(), lines.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn an_interactive_refusal_ends_that_run_and_resumes_with_the_refused_prompt() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let (standin, rec) = interactive_setup(&ccs);
+    let started = Instant::now();
+    let out = Command::new(bin())
+        .arg("--ccs-dir")
+        .arg(&ccs.ccs)
+        .args(["run", "work", "--failover", "personal", "--"])
+        .arg(&standin)
+        .args(["--model", "m", "start here"])
+        .env("REC_DIR", &rec)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    // Not the stand-in's 30 s: it was ended when the refusal reached its transcript.
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        err.contains("ccsfs: work hit its limit (You have hit your session limit · resets in 2h); personal takes over session S1"),
+        "{err}"
+    );
+    let mut seen = calls(&rec);
+    seen.sort();
+    let personal = ccs.mnt.join("personal").to_str().unwrap().to_string();
+    let work = ccs.mnt.join("work").to_str().unwrap().to_string();
+    assert_eq!(
+        seen,
+        vec![
+            (
+                personal,
+                ["--resume", "S1", "--model", "m", "--", "the refused turn"]
+                    .map(String::from)
+                    .to_vec()
+            ),
+            (
+                work,
+                ["--model", "m", "start here"].map(String::from).to_vec()
+            ),
+        ]
+    );
+    // Cooling until the reset it named (in 2 h).
+    let json: serde_json::Value =
+        serde_json::from_slice(&ccs.cli(&["status", "--json"]).stdout).unwrap();
+    let work_until = json["profiles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["dir"] == "work")
+        .unwrap()["cooling_until"]
+        .as_i64()
+        .unwrap();
+    assert!((work_until - (now() + 7200)).abs() < 120, "{work_until}");
+}
+
+#[test]
+fn an_interactive_refusal_with_nobody_ready_is_left_running_then_named() {
+    let ccs = setup();
+    let _m = Mounted { ccs: &ccs };
+    let (standin, rec) = interactive_setup(&ccs);
+    cool(&ccs, &[("personal", now() + 600)]);
+    let out = Command::new(bin())
+        .arg("--ccs-dir")
+        .arg(&ccs.ccs)
+        .args(["run", "work", "--failover", "personal", "--"])
+        .arg(&standin)
+        .env("REC_DIR", &rec)
+        .env("STANDIN_WAIT", "2")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(calls(&rec).len(), 1, "only work ran");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("every profile of this run is cooling down (work until "),
+        "{err}"
+    );
+    assert!(err.contains(" (personal); run again then"), "{err}");
 }
