@@ -147,21 +147,6 @@ run_p() {
   rc=$?
   err=$(cat "$T/stderr")
 }
-show_cli() { # what the user saw from the last run_p
-  echo "    CLI exit status: $rc"
-  echo "    CLI stdout:"
-  printf '%s' "$out" | quote
-  echo "    CLI stderr:"
-  printf '%s' "$err" | quote
-}
-# jfield KEY: KEY of the JSON result in $out (its last line: ccs prints notes before it).
-jfield() { printf '%s' "$out" | python3 -c '
-import json, sys
-try:
-    v = json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], "")
-except Exception:
-    v = ""
-print(v if isinstance(v, str) else json.dumps(v))' "$1"; }
 turns_of() { sed -n 's/.*mock reply: user turns=\([0-9][0-9]*\).*/\1/p' | head -1; }
 # user_texts FILE: the user text records of a transcript, in order, for failure messages.
 user_texts() {

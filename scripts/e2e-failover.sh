@@ -193,21 +193,6 @@ fo_run() {
   rc=$?
   err=$(cat "$T/stderr")
 }
-show_cli() { # what the caller saw from the last fo_run
-  echo "    exit status: $rc"
-  echo "    stdout:"
-  printf '%s' "$out" | quote
-  echo "    stderr:"
-  printf '%s' "$err" | quote
-}
-# jfield KEY: KEY of the JSON result in $out (its last line).
-jfield() { printf '%s' "$out" | python3 -c '
-import json, sys
-try:
-    v = json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], "")
-except Exception:
-    v = ""
-print(v if isinstance(v, str) else json.dumps(v))' "$1"; }
 # one_json: $out is exactly one JSON object (one non-empty line).
 one_json() { printf '%s' "$out" | python3 -c '
 import json, sys

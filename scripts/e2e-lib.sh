@@ -128,3 +128,22 @@ e2e_cleanup_on_exit() {
   trap cleanup EXIT
   trap 'exit 130' INT TERM HUP
 }
+
+# A client run's result, as the sourcing script's runner sets it: `out`, `err`, `rc`.
+# show_cli: what the caller saw (for failure messages).
+# shellcheck disable=SC2154
+show_cli() {
+  echo "    exit status: $rc"
+  echo "    stdout:"
+  printf '%s' "$out" | quote
+  echo "    stderr:"
+  printf '%s' "$err" | quote
+}
+# jfield KEY: KEY of the JSON result in $out (its last line: ccs prints notes before it).
+jfield() { printf '%s' "$out" | python3 -c '
+import json, sys
+try:
+    v = json.loads(sys.stdin.read().strip().splitlines()[-1]).get(sys.argv[1], "")
+except Exception:
+    v = ""
+print(v if isinstance(v, str) else json.dumps(v))' "$1"; }

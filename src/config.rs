@@ -10,8 +10,8 @@ use crate::ccs_lock::ConfigLock;
 use crate::layout::{Layout, instance_dir_name};
 use std::fmt::{self, Display, Write as _};
 use std::fs;
-use std::io::{self, Write as _};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 use yaml_serde::{Mapping, Value};
@@ -896,24 +896,7 @@ fn write_atomic(path: &Path, text: &str) -> Result<(), ConfigError> {
     };
     create_private_dir(&dir)?;
     let mode = fs::metadata(&target).map_or(0o600, |m| m.permissions().mode() & 0o777);
-    let file_name = target.file_name().unwrap_or_default().to_string_lossy();
-    let tmp = dir.join(format!(".{file_name}.ccsfs-tmp-{}", std::process::id()));
-
-    let write = || -> io::Result<()> {
-        // A leftover from a crashed run with the same pid would block create_new.
-        let _ = fs::remove_file(&tmp);
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&tmp)?;
-        file.set_permissions(fs::Permissions::from_mode(mode))?;
-        file.write_all(text.as_bytes())?;
-        file.sync_all()?;
-        fs::rename(&tmp, &target)
-    };
-    write().map_err(|e| {
-        let _ = fs::remove_file(&tmp);
+    crate::atomic_file::replace(&target, text.as_bytes(), mode).map_err(|e| {
         file_error(
             &target,
             format_args!(

@@ -63,14 +63,14 @@ pub fn shim_exec(args: &[OsString]) -> Result<Infallible, String> {
     }
 }
 
-/// `ccsfs run PROFILE CMD…`: mounts if needed, then execs CMD with `CLAUDE_CONFIG_DIR` set to
-/// the profile's dir in the mount. Returns only on failure.
-pub fn run(layout: &Layout, profile: &str, cmd: &[OsString]) -> Result<Infallible, String> {
+/// `ccsfs run PROFILE CMD…` without failover: mounts if needed, then execs CMD with
+/// `CLAUDE_CONFIG_DIR` set to the dir of the profile whose instance dir is `dir` (resolved by
+/// the caller). Returns only on failure.
+pub fn run(layout: &Layout, dir: &str, cmd: &[OsString]) -> Result<Infallible, String> {
     let (program, args) = cmd
         .split_first()
         .ok_or("no command given; usage: ccsfs run <profile> [--] <cmd>...")?;
-    let dir = profile_dir_name(layout, profile)?;
-    let config_dir = mounted_profile_dir(layout, OsStr::new(&dir))
+    let config_dir = mounted_profile_dir(layout, OsStr::new(dir))
         .map_err(|e| format!("not running {}: {e}", program.to_string_lossy()))?;
     Err(exec(Path::new(program), args, Some(&config_dir)))
 }

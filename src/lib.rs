@@ -1,6 +1,7 @@
 //! ccsfs: one FUSE mount that presents every CCS profile as a Claude Code config dir, with
 //! private files kept per profile and `projects/` (and the continuity dirs) shared per group.
 
+pub mod atomic_file;
 pub mod ccs_lock;
 pub mod config;
 pub mod doctor;

@@ -28,6 +28,16 @@ pub fn parse_stat(text: &str) -> Option<(char, u64)> {
     Some((state, start))
 }
 
+/// The parent of process `pid` (field 4 of `/proc/<pid>/stat`), if it is there.
+pub fn parent_of(pid: u32) -> Option<u32> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    text[text.rfind(')')? + 1..]
+        .split_whitespace()
+        .nth(1)?
+        .parse()
+        .ok()
+}
+
 /// The thread group (process) of a thread id, from `/proc/<tid>/status`.
 pub fn tgid_of(tid: u32) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/proc/{tid}/status")).ok()?;

@@ -72,11 +72,16 @@ fn cool(ccs: &Ccs, entries: &[(&str, i64)]) {
     .unwrap();
 }
 
-fn run(ccs: &Ccs, args: &[&str]) -> Output {
+/// `ccsfs --ccs-dir <ccs> run`, stdin from /dev/null unless changed, no CLAUDE_CONFIG_DIR.
+fn run_command(ccs: &Ccs) -> Command {
     let mut c = Command::new(bin());
-    c.arg("--ccs-dir").arg(&ccs.ccs).arg("run").args(args);
+    c.arg("--ccs-dir").arg(&ccs.ccs).arg("run");
     c.env_remove("CLAUDE_CONFIG_DIR").stdin(Stdio::null());
-    c.output().expect("run ccsfs run")
+    c
+}
+
+fn run(ccs: &Ccs, args: &[&str]) -> Output {
+    run_command(ccs).args(args).output().expect("run ccsfs run")
 }
 
 const SHOW_DIR: &str = "printf %s \"$CLAUDE_CONFIG_DIR\"";
@@ -290,8 +295,7 @@ fn exit_status_signals_stdout_and_stdin_pass_through_the_supervisor() {
     assert_eq!(stderr(&out), "");
 
     // Piped stdin reaches a headless run.
-    let mut c = Command::new(bin());
-    c.arg("--ccs-dir").arg(&ccs.ccs).arg("run");
+    let mut c = run_command(&ccs);
     c.args(with(&["sh", "-c", "cat", "-p"]));
     let mut child = c
         .stdin(Stdio::piped())
@@ -311,12 +315,9 @@ fn exit_status_signals_stdout_and_stdin_pass_through_the_supervisor() {
     // SIGTERM to `ccsfs run` reaches the command; no failover follows.
     let pidfile: PathBuf = ccs.tmp.path().join("child.pid");
     let script = format!("echo $$ > {}; exec sleep 30", pidfile.display());
-    let mut c = Command::new(bin());
-    c.arg("--ccs-dir")
-        .arg(&ccs.ccs)
-        .arg("run")
-        .args(with(&["sh", "-c", &script]));
-    let mut sup = c.stdin(Stdio::null()).spawn().unwrap();
+    let mut c = run_command(&ccs);
+    c.args(with(&["sh", "-c", &script]));
+    let mut sup = c.spawn().unwrap();
     assert!(common::wait_until(Duration::from_secs(10), || pidfile.exists()));
     let started = Instant::now();
     // SAFETY: plain kill(2).
@@ -462,14 +463,11 @@ fn an_interactive_refusal_ends_that_run_and_resumes_with_the_refused_prompt() {
     let _m = Mounted { ccs: &ccs };
     let (standin, rec) = interactive_setup(&ccs);
     let started = Instant::now();
-    let out = Command::new(bin())
-        .arg("--ccs-dir")
-        .arg(&ccs.ccs)
-        .args(["run", "work", "--failover", "personal", "--"])
+    let out = run_command(&ccs)
+        .args(["work", "--failover", "personal", "--"])
         .arg(&standin)
         .args(["--model", "m", "start here"])
         .env("REC_DIR", &rec)
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let err = stderr(&out);
@@ -523,14 +521,11 @@ fn an_interactive_refusal_with_nobody_ready_is_left_running_then_named() {
     let _m = Mounted { ccs: &ccs };
     let (standin, rec) = interactive_setup(&ccs);
     cool(&ccs, &[("personal", now() + 600)]);
-    let out = Command::new(bin())
-        .arg("--ccs-dir")
-        .arg(&ccs.ccs)
-        .args(["run", "work", "--failover", "personal", "--"])
+    let out = run_command(&ccs)
+        .args(["work", "--failover", "personal", "--"])
         .arg(&standin)
         .env("REC_DIR", &rec)
         .env("STANDIN_WAIT", "2")
-        .stdin(Stdio::null())
         .output()
         .unwrap();
     let err = stderr(&out);

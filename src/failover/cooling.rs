@@ -5,7 +5,6 @@
 //! The reading (`CoolingFile::active`) is pure.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -99,18 +98,9 @@ fn update(ccs_dir: &Path, now: i64, change: impl FnOnce(&mut CoolingFile)) -> Re
     let mut state = load(ccs_dir);
     change(&mut state);
     state.prune(now);
-    let tmp = dir.join(format!(".cooling.json.{}", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&serde_json::to_vec_pretty(&state).map_err(std::io::Error::other)?)?;
-        f.write_all(b"\n")?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, &path)
-    })();
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(fail("write a file in", e));
-    }
+    let mut bytes = serde_json::to_vec_pretty(&state).expect("plain data serializes");
+    bytes.push(b'\n');
+    crate::atomic_file::replace(&path, &bytes, 0o600).map_err(|e| fail("write a file in", e))?;
     Ok(())
 }
 

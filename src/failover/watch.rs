@@ -184,15 +184,7 @@ fn descends_from(pid: u32, root: u32) -> bool {
         if p <= 1 {
             return false;
         }
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
-            return false;
-        };
-        // Fields after the command name: state, ppid, …
-        let Some(ppid) = stat
-            .rfind(')')
-            .and_then(|i| stat[i + 1..].split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-        else {
+        let Some(ppid) = crate::procs::parent_of(p) else {
             return false;
         };
         p = ppid;

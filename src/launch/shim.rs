@@ -4,10 +4,10 @@
 //! changed (first call, or ccsfs moved).
 
 use std::ffi::OsStr;
-use std::fs::{self, OpenOptions};
-use std::io::{Read, Write};
+use std::fs;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use super::decide::shell_quote;
@@ -97,24 +97,9 @@ pub fn install(layout: &Layout) -> Result<PathBuf, String> {
         }
         return Ok(target);
     }
-    let tmp = dir.join(format!(".claude.tmp.{}", std::process::id()));
-    let written = (|| -> std::io::Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o755)
-            .open(&tmp)?;
-        // The mode given to open is cut by the umask; the shim must be 0755 whatever it is.
-        f.set_permissions(fs::Permissions::from_mode(0o755))?;
-        f.write_all(&text)?;
-        f.sync_all()?;
-        fs::rename(&tmp, &target)
-    })();
-    if let Err(e) = written {
-        let _ = fs::remove_file(&tmp);
-        return Err(format!("cannot write {}: {e}", target.display()));
-    }
+    // 0755 whatever the umask: CCS runs it.
+    crate::atomic_file::replace(&target, &text, 0o755)
+        .map_err(|e| format!("cannot write {}: {e}", target.display()))?;
     Ok(target)
 }
 
