@@ -381,10 +381,11 @@ impl CcsFs {
                     if let Some(fd) = node.held_fd()
                         && let Ok((st, generation)) = sys::statx_at(fd, c"")
                         && (st.st_dev, st.st_ino) == (key.dev, key.ino)
-                        && let Some(node) = self.inodes.lookup_known(key, generation)
+                        && self.inodes.count_lookup(&node, generation)
                     {
                         node.relink(parent, name);
-                        return Ok((node.clone(), attr::to_attr(&st, node.id)));
+                        let attr = attr::to_attr(&st, node.id);
+                        return Ok((node, attr));
                     }
                 }
             }

@@ -293,6 +293,20 @@ impl InodeTable {
             .map(|e| e.inode.clone())
     }
 
+    /// Counts one lookup of `node` (found with `find_node`) if the table still has it and it
+    /// is still that very file (`generation`): the same as `lookup_known` without finding the
+    /// node a second time.
+    pub fn count_lookup(&self, node: &Arc<Inode>, generation: u64) -> bool {
+        let mut maps = self.maps.write();
+        match maps.by_id.get_mut(&node.id) {
+            Some(e) if Arc::ptr_eq(&e.inode, node) && e.inode.generation == generation => {
+                e.lookups += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Counts one lookup of the node with `key` if the table has it for that very file (no fd
     /// needed for that).
     pub fn lookup_known(&self, key: Key, generation: u64) -> Option<Arc<Inode>> {
@@ -459,11 +473,15 @@ mod tests {
             t.lookup_known(key, 8).is_none(),
             "another file under that key"
         );
+        let found = t.find_node(key).unwrap();
+        assert!(t.count_lookup(&found, 7));
+        assert!(!t.count_lookup(&found, 8), "another file under that key");
         let new = t.lookup(gen_of(8));
+        assert!(!t.count_lookup(&found, 8), "a replaced node is not counted");
         assert_eq!(new.id, old.id, "the id derives from the key");
         assert_eq!(t.get(old.id).unwrap().generation, 8);
         assert!(!Arc::ptr_eq(&new, &old));
-        t.forget(old.id, 2); // the old kernel inode's FORGET
+        t.forget(old.id, 3); // the old kernel inode's FORGET (3 lookups counted on it)
         assert!(
             t.get(old.id).is_some(),
             "the new kernel inode's lookup is left"
